@@ -1,0 +1,1 @@
+"""imovsp: apartment valuation for São Paulo."""

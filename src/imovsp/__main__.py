@@ -1,0 +1,3 @@
+from imovsp.cli import main
+
+main()

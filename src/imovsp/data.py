@@ -1,0 +1,206 @@
+"""The data stage: read raw listings, validate every row, clean, and say what happened.
+
+The raw schema is the published one (see ``../shared/data/README.md``). Nothing is dropped
+silently: every rejected row is counted under a reason in the :class:`DataReport`, and the
+per-row reasons are kept so batch scoring can put them in an ``error`` column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PRICE = "Price"
+NEGOTIATION = "Negotiation Type"
+DISTRICT = "District"
+LATITUDE = "Latitude"
+LONGITUDE = "Longitude"
+PROPERTY_TYPE = "Property Type"
+
+COUNT_COLUMNS = ("Rooms", "Toilets", "Suites", "Parking")
+FLAG_COLUMNS = ("Elevator", "Furnished", "Swimming Pool", "New")
+FEATURE_COLUMNS = (
+    "Condo",
+    "Size",
+    *COUNT_COLUMNS,
+    *FLAG_COLUMNS,
+    DISTRICT,
+    NEGOTIATION,
+    LATITUDE,
+    LONGITUDE,
+)
+# Property Type is always "apartment" in this dataset; it is accepted but not required.
+REQUIRED_COLUMNS = FEATURE_COLUMNS
+RAW_COLUMNS = (PRICE, *FEATURE_COLUMNS[:-2], PROPERTY_TYPE, LATITUDE, LONGITUDE)
+NEGOTIATIONS = ("sale", "rent")
+
+# A generous box around the city of São Paulo; points outside it are treated as missing.
+CITY_BOUNDS = {"lat": (-24.01, -23.35), "lon": (-46.83, -46.36)}
+CITY_SUFFIX = "/São Paulo"
+
+
+class DataError(ValueError):
+    """A listings file that cannot be used at all (unreadable, missing columns)."""
+
+
+@dataclass
+class DataReport:
+    """What the data stage read, rejected, changed and kept."""
+
+    rows_read: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    duplicates_removed: int = 0
+    coordinates_swapped: int = 0
+    coordinates_missing: int = 0
+    rows_kept: int = 0
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_rejected": self.rows_rejected}
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.rejected.items())) or "none"
+        return (
+            f"{self.rows_read} rows read, {self.rows_rejected} rejected ({reasons}), "
+            f"{self.duplicates_removed} exact duplicates removed, "
+            f"{self.coordinates_swapped} swapped coordinates fixed, "
+            f"{self.coordinates_missing} locations missing (filled from the district), "
+            f"{self.rows_kept} kept"
+        )
+
+
+@dataclass
+class Validated:
+    """The outcome of validating a raw frame: clean rows, and a reason for every other row."""
+
+    frame: pd.DataFrame  # the valid rows, cleaned, with their original index
+    errors: pd.Series  # one entry per input row: None, or why the row is unusable
+    report: DataReport
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_listings(path: Path | str, *, require_price: bool = True) -> pd.DataFrame:
+    """Read a raw listings CSV, checking that the columns the model needs are there."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"listings file not found: {path}")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"cannot read {path} as a listings CSV: {exc}") from exc
+    check_columns(frame.columns, require_price=require_price, source=str(path))
+    return frame
+
+
+def check_columns(columns: Any, *, require_price: bool, source: str = "input") -> None:
+    required = ((PRICE,) if require_price else ()) + REQUIRED_COLUMNS
+    missing = [c for c in required if c not in set(columns)]
+    if missing:
+        raise DataError(f"{source} is missing required column(s): {', '.join(missing)}")
+
+
+def normalize_district(name: str) -> str:
+    """``'Santana/São Paulo'`` → ``'Santana'``; surrounding spaces removed."""
+    name = unicodedata.normalize("NFC", str(name)).strip()
+    if name.endswith(CITY_SUFFIX):
+        name = name[: -len(CITY_SUFFIX)].strip()
+    return name
+
+
+def fold(name: str) -> str:
+    """A key for case- and accent-insensitive matching of district names."""
+    decomposed = unicodedata.normalize("NFKD", normalize_district(name))
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).lower().split())
+
+
+def in_city(lat: Any, lon: Any) -> Any:
+    (lat_lo, lat_hi), (lon_lo, lon_hi) = CITY_BOUNDS["lat"], CITY_BOUNDS["lon"]
+    return (lat >= lat_lo) & (lat <= lat_hi) & (lon >= lon_lo) & (lon <= lon_hi)
+
+
+def validate(raw: pd.DataFrame, *, require_price: bool = True) -> Validated:
+    """Validate and clean raw listings (strings as read), keeping a reason for every rejection."""
+    check_columns(raw.columns, require_price=require_price)
+    report = DataReport(rows_read=len(raw))
+    reasons = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+
+    def reject(mask: pd.Series, reason: str) -> None:
+        new = mask & reasons.isna()
+        reasons[new] = reason
+
+    out = pd.DataFrame(index=raw.index)
+    numeric = ["Condo", "Size", *COUNT_COLUMNS, *FLAG_COLUMNS] + ([PRICE] if require_price else [])
+    for col in numeric:
+        text = raw[col].astype(str).str.strip()
+        values = pd.to_numeric(text, errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.astype(float))
+        if col == "Condo":  # an empty fee means unknown, as 0 does in the published data
+            bad &= text != ""
+            values = values.fillna(0.0)
+        reject(bad, f"{col} is not a number")
+        out[col] = values.astype(float)
+
+    if require_price:
+        reject(out[PRICE] <= 0, "Price must be > 0")
+    reject(out["Size"] <= 0, "Size must be > 0")
+    reject(out["Condo"] < 0, "Condo must be ≥ 0")
+    for col in COUNT_COLUMNS:
+        reject((out[col] < 0) | (out[col] % 1 != 0), f"{col} must be a whole number ≥ 0")
+    for col in FLAG_COLUMNS:
+        reject(~out[col].isin([0.0, 1.0]), f"{col} must be 0 or 1")
+
+    negotiation = raw[NEGOTIATION].astype(str).str.strip().str.lower()
+    reject(~negotiation.isin(NEGOTIATIONS), "Negotiation Type must be sale or rent")
+    out[NEGOTIATION] = negotiation
+    district = raw[DISTRICT].astype(str).map(normalize_district)
+    reject(district == "", "District is empty")
+    out[DISTRICT] = district
+
+    lat = pd.to_numeric(raw[LATITUDE].astype(str).str.strip(), errors="coerce")
+    lon = pd.to_numeric(raw[LONGITUDE].astype(str).str.strip(), errors="coerce")
+    swapped = ~in_city(lat, lon) & in_city(lon, lat)
+    lat, lon = lat.where(~swapped, lon), lon.where(~swapped, lat)
+    missing = ~in_city(lat, lon)
+    out[LATITUDE] = lat.where(~missing)
+    out[LONGITUDE] = lon.where(~missing)
+
+    valid = reasons.isna()
+    report.rejected = {str(k): int(v) for k, v in reasons[~valid].value_counts().items()}
+    report.coordinates_swapped = int((swapped & valid).sum())
+    report.coordinates_missing = int((missing & valid).sum())
+    report.rows_kept = int(valid.sum())
+    return Validated(frame=out[valid], errors=reasons, report=report)
+
+
+def prepare_training(raw: pd.DataFrame) -> Validated:
+    """Validate, then remove exact duplicate listings (before any split: they would leak)."""
+    validated = validate(raw, require_price=True)
+    frame = validated.frame
+    duplicated = raw.loc[frame.index].duplicated()
+    validated.report.duplicates_removed = int(duplicated.sum())
+    validated.report.rows_kept -= validated.report.duplicates_removed
+    validated.frame = frame[~duplicated.to_numpy()]
+    return validated
+
+
+def load_training_data(path: Path | str) -> tuple[pd.DataFrame, DataReport]:
+    validated = prepare_training(read_listings(path, require_price=True))
+    if validated.frame.empty:
+        raise DataError(f"no usable rows in {path}: {validated.report.summary()}")
+    return validated.frame.reset_index(drop=True), validated.report

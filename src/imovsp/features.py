@@ -1,0 +1,367 @@
+"""The one place that turns listings, or one :class:`Property`, into the model's input.
+
+Training, batch scoring and the API all call :meth:`FeatureBuilder.matrix` with plain numpy
+columns; a single property is passed as columns of length one, so what is served is computed by
+the very code that was trained on (and the single-row path never touches pandas).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from imovsp import data
+
+# Local flat projection around the city centre, in km: good to a few metres at city scale.
+ORIGIN = (-23.55, -46.63)
+KM_PER_DEG_LAT = 111.2
+KM_PER_DEG_LON = 111.2 * float(np.cos(np.radians(-ORIGIN[0])))
+
+NUMERIC = ("size_m2", "rooms", "toilets", "suites", "parking", "condo_fee")
+FLAGS = ("elevator", "furnished", "swimming_pool", "new")
+NEIGHBOURS = (5, 20)  # neighbour counts for the local price-per-m² features
+SIMILAR = 10  # neighbours in location-and-size space
+OTHER = 20  # neighbours from the other negotiation type
+SIZE_WEIGHT_KM = 3.0  # one unit of log size counts as this many km when finding similar flats
+FEATURES = (
+    *NUMERIC,
+    *FLAGS,
+    "x_km",
+    "y_km",
+    "location_estimated",
+    "condo_per_m2",
+    "district",
+    *(f"nn{k}_log_price_m2" for k in NEIGHBOURS),
+    *(f"nn{k}_distance_km" for k in NEIGHBOURS),
+    f"similar{SIMILAR}_log_price_m2",
+    # The single most similar listing: when it is the same flat listed again, it says a lot.
+    "similar1_log_price_m2",
+    "similar1_distance",
+    # Local price level of the other market (rent near a sale, sale near a rent): location
+    # quality seen through twice the listings.
+    f"other_nn{OTHER}_log_price_m2",
+)
+CATEGORICAL = ("district",)
+# Fields a caller may leave out; they default to what is typical for a flat of that size.
+TYPICAL = ("rooms", "toilets", "suites", "parking", "condo_fee", *FLAGS)
+SIZE_BINS = (0.0, 40.0, 50.0, 60.0, 75.0, 90.0, 120.0, 160.0, 220.0, 320.0, np.inf)
+# Raw column of the published schema for each property field.
+RAW_NAMES = {
+    "size_m2": "Size",
+    "rooms": "Rooms",
+    "toilets": "Toilets",
+    "suites": "Suites",
+    "parking": "Parking",
+    "condo_fee": "Condo",
+    "elevator": "Elevator",
+    "furnished": "Furnished",
+    "swimming_pool": "Swimming Pool",
+    "new": "New",
+    "district": data.DISTRICT,
+    "negotiation": data.NEGOTIATION,
+    "latitude": data.LATITUDE,
+    "longitude": data.LONGITUDE,
+}
+
+
+class UnknownDistrictError(ValueError):
+    """A district the model has never seen; carries the closest known names."""
+
+    def __init__(self, name: str, suggestions: Sequence[str]) -> None:
+        self.name, self.suggestions = name, list(suggestions)
+        hint = f"; closest known: {', '.join(self.suggestions)}" if self.suggestions else ""
+        super().__init__(f"unknown district {name!r}{hint}")
+
+
+@dataclass(frozen=True, slots=True)
+class Property:
+    """One apartment to value. ``condo_fee`` 0 or ``None`` and missing coordinates mean unknown."""
+
+    negotiation: str
+    district: str
+    size_m2: float
+    rooms: int
+    toilets: int
+    suites: int
+    parking: int
+    condo_fee: float | None = None
+    elevator: bool = False
+    furnished: bool = False
+    swimming_pool: bool = False
+    new: bool = False
+    latitude: float | None = None
+    longitude: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.negotiation not in data.NEGOTIATIONS:
+            raise ValueError(f"negotiation must be sale or rent, not {self.negotiation!r}")
+        if not (isinstance(self.size_m2, int | float) and 0 < self.size_m2 < float("inf")):
+            raise ValueError(f"size_m2 must be a number > 0, not {self.size_m2!r}")
+        for name in ("rooms", "toilets", "suites", "parking"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value >= 0 and float(value).is_integer()):
+                raise ValueError(f"{name} must be a whole number ≥ 0, not {value!r}")
+        if self.condo_fee is not None and not (
+            isinstance(self.condo_fee, int | float) and 0 <= self.condo_fee < float("inf")
+        ):
+            raise ValueError(f"condo_fee must be a number ≥ 0, not {self.condo_fee!r}")
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """This property as feature columns of length one."""
+        out: dict[str, np.ndarray] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("negotiation", "district"):
+                out[f.name] = np.array([value], dtype=object)
+            else:
+                out[f.name] = np.array([np.nan if value is None else value], dtype=np.float64)
+        return out
+
+
+def frame_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Validated listings (see :mod:`imovsp.data`) as feature columns."""
+    return {
+        name: frame[raw].to_numpy(dtype=object if name in ("negotiation", "district") else float)
+        for name, raw in RAW_NAMES.items()
+    }
+
+
+def project(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Degrees → (x, y) in km on a flat plane centred on the city."""
+    return np.column_stack(((lon - ORIGIN[1]) * KM_PER_DEG_LON, (lat - ORIGIN[0]) * KM_PER_DEG_LAT))
+
+
+@dataclass
+class NeighbourIndex:
+    """Training listings of one negotiation type, for local price features and comparables."""
+
+    xy: np.ndarray  # (n, 2) km
+    log_size: np.ndarray
+    log_price_m2: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.tree_ = cKDTree(self.xy)
+        self.similar_tree_ = cKDTree(np.column_stack((self.xy, self.log_size * SIZE_WEIGHT_KM)))
+
+    def features(
+        self, xy: np.ndarray, log_size: np.ndarray, self_ids: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """Median log price per m² of the nearest listings; ``self_ids`` leaves each training
+        row out of its own neighbourhood (otherwise a row would see its own price)."""
+        extra = 0 if self_ids is None else 1
+        k_max = min(max(NEIGHBOURS) + extra, len(self.xy))
+        dist, idx = _query(self.tree_, xy, k_max)
+        dist, idx = _drop_self(dist, idx, self_ids)
+        out = {}
+        for k in NEIGHBOURS:
+            out[f"nn{k}_log_price_m2"] = np.median(self.log_price_m2[idx[:, :k]], axis=1)
+            out[f"nn{k}_distance_km"] = dist[:, min(k, dist.shape[1]) - 1]
+        points = np.column_stack((xy, log_size * SIZE_WEIGHT_KM))
+        sim_dist, sim = _query(self.similar_tree_, points, min(SIMILAR + extra, len(self.xy)))
+        sim_dist, sim = _drop_self(sim_dist, sim, self_ids)
+        out[f"similar{SIMILAR}_log_price_m2"] = np.median(self.log_price_m2[sim], axis=1)
+        out["similar1_log_price_m2"] = self.log_price_m2[sim[:, 0]]
+        out["similar1_distance"] = sim_dist[:, 0]
+        return out
+
+
+def _query(tree: cKDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    dist, idx = tree.query(points, k=k)
+    return dist.reshape(len(points), -1), idx.reshape(len(points), -1)
+
+
+def _drop_self(
+    dist: np.ndarray, idx: np.ndarray, self_ids: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if self_ids is None:
+        return dist, idx
+    keep = idx != self_ids[:, None]
+    # Rows where self was not among the neighbours (ties) drop their farthest one instead.
+    keep[keep.all(axis=1), -1] = False
+    n = idx.shape[1] - 1
+    return dist[keep].reshape(-1, n), idx[keep].reshape(-1, n)
+
+
+class FeatureBuilder:
+    """Learns what the features need from training listings (``fit``), then builds matrices."""
+
+    districts_: list[str]
+    codes_: dict[str, int]
+    folded_: dict[str, str]
+    centroids_: np.ndarray
+    typical_: np.ndarray
+    neighbours_: dict[str, NeighbourIndex]
+
+    def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
+        """Learn district levels, district centres and the neighbour indexes."""
+        self.districts_ = sorted(frame[data.DISTRICT].unique())
+        located = frame.dropna(subset=[data.LATITUDE, data.LONGITUDE])
+        centres = located.groupby(data.DISTRICT)[[data.LATITUDE, data.LONGITUDE]].median()
+        city = located[[data.LATITUDE, data.LONGITUDE]].median()
+        centres = centres.reindex(self.districts_).fillna(city)
+        self.centroids_ = centres.to_numpy(dtype=float)
+        self._index_districts()
+        cols = frame_columns(frame)
+        self.typical_ = self._typical_table(cols)
+        lat, lon = self._locate(cols)[:2]
+        xy = project(lat, lon)
+        log_price_m2 = np.log(frame[data.PRICE].to_numpy(float) / cols["size_m2"])
+        self.neighbours_ = {}
+        for negotiation in data.NEGOTIATIONS:
+            m = cols["negotiation"] == negotiation
+            if m.any():
+                self.neighbours_[negotiation] = NeighbourIndex(
+                    xy[m], np.log(cols["size_m2"][m]), log_price_m2[m]
+                )
+        return self
+
+    @staticmethod
+    def _typical_table(cols: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Per size band: median counts, median condo fee per m², and the usual flags."""
+        band = np.digitize(cols["size_m2"], SIZE_BINS[1:-1])
+        condo_m2 = np.where(cols["condo_fee"] > 0, cols["condo_fee"] / cols["size_m2"], np.nan)
+        table = np.full((len(SIZE_BINS) - 1, len(TYPICAL)), np.nan)
+        for b in range(len(SIZE_BINS) - 1):
+            m = band == b
+            if not m.any():
+                continue
+            for j, name in enumerate(TYPICAL):
+                if name == "condo_fee":
+                    table[b, j] = np.nanmedian(condo_m2[m]) if np.isfinite(condo_m2[m]).any() else 0
+                elif name in FLAGS:
+                    table[b, j] = float(np.mean(cols[name][m]) >= 0.5)
+                else:
+                    table[b, j] = np.median(cols[name][m])
+        # Bands with no listings borrow from the nearest band that has some.
+        for j in range(table.shape[1]):
+            col = pd.Series(table[:, j]).ffill().bfill()
+            table[:, j] = col.to_numpy()
+        return table
+
+    def typical(self, size_m2: float) -> dict[str, float | bool]:
+        """What is usual for a flat of ``size_m2``: counts, a condo fee, the common flags."""
+        row = self.typical_[int(np.digitize(size_m2, SIZE_BINS[1:-1]))]
+        out: dict[str, float | bool] = {}
+        for name, value in zip(TYPICAL, row, strict=True):
+            if name == "condo_fee":
+                out[name] = round(float(value) * size_m2, -1)
+            elif name in FLAGS:
+                out[name] = bool(value)
+            else:
+                out[name] = round(float(value))
+        return out
+
+    def complete(self, **given: Any) -> tuple[Property, list[str]]:
+        """A :class:`Property` from the fields given; missing ones take typical values.
+
+        Returns the property and the names of the fields that were defaulted.
+        """
+        typical = self.typical(float(given["size_m2"]))
+        defaulted = [name for name in TYPICAL if given.get(name) is None]
+        values = {**given, **{name: typical[name] for name in defaulted}}
+        return Property(**values), defaulted
+
+    def _index_districts(self) -> None:
+        self.codes_ = {name: i for i, name in enumerate(self.districts_)}
+        self.folded_ = {data.fold(name): name for name in self.districts_}
+
+    def resolve_district(self, name: str) -> str:
+        """The known district ``name`` refers to (any case or accents, ``/São Paulo`` allowed)."""
+        key = data.fold(name)
+        if key in self.folded_:
+            return self.folded_[key]
+        close = difflib.get_close_matches(key, list(self.folded_), n=3, cutoff=0.6)
+        raise UnknownDistrictError(name, [self.folded_[c] for c in close])
+
+    def _locate(self, cols: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        codes = np.array([self.codes_[d] for d in cols["district"]], dtype=np.int64)
+        lat, lon = cols["latitude"], cols["longitude"]
+        estimated = np.isnan(lat) | np.isnan(lon)
+        lat = np.where(estimated, self.centroids_[codes, 0], lat)
+        lon = np.where(estimated, self.centroids_[codes, 1], lon)
+        return lat, lon, estimated, codes
+
+    def matrix(
+        self,
+        cols: Mapping[str, np.ndarray],
+        *,
+        negotiation: str,
+        self_ids: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Feature matrix, columns in :data:`FEATURES` order, for rows of one negotiation type.
+
+        District names must already be known ones (see :meth:`resolve_district`).
+        """
+        lat, lon, estimated, codes = self._locate(cols)
+        size = cols["size_m2"]
+        condo = np.where(cols["condo_fee"] > 0, cols["condo_fee"], np.nan)
+        xy = project(lat, lon)
+        local = self.neighbours_[negotiation].features(xy, np.log(size), self_ids)
+        local[f"other_nn{OTHER}_log_price_m2"] = self._other_market(negotiation, xy)
+        columns = {
+            **{name: cols[name] for name in NUMERIC if name != "condo_fee"},
+            "condo_fee": condo,
+            **{name: cols[name] for name in FLAGS},
+            "x_km": xy[:, 0],
+            "y_km": xy[:, 1],
+            "location_estimated": estimated.astype(np.float64),
+            "condo_per_m2": condo / size,
+            "district": codes.astype(np.float64),
+            **local,
+        }
+        return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in FEATURES])
+
+    def _other_market(self, negotiation: str, xy: np.ndarray) -> np.ndarray:
+        other = [index for n, index in self.neighbours_.items() if n != negotiation]
+        if not other:
+            return np.full(len(xy), np.nan)
+        _, idx = _query(other[0].tree_, xy, min(OTHER, len(other[0].xy)))
+        return np.asarray(np.median(other[0].log_price_m2[idx], axis=1), dtype=np.float64)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What the artifact keeps: JSON-able metadata and numeric arrays (no pickle)."""
+        meta: dict[str, Any] = {
+            "features": list(FEATURES),
+            "categorical": list(CATEGORICAL),
+            "districts": self.districts_,
+            "typical": {"size_bins": list(SIZE_BINS[:-1]), "fields": list(TYPICAL)},
+        }
+        arrays = {"district_centroids": self.centroids_, "typical": self.typical_}
+        for negotiation, index in self.neighbours_.items():
+            arrays[f"{negotiation}_xy"] = index.xy
+            arrays[f"{negotiation}_log_size"] = index.log_size
+            arrays[f"{negotiation}_log_price_m2"] = index.log_price_m2
+        return meta, arrays
+
+    @classmethod
+    def from_state(
+        cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+    ) -> FeatureBuilder:
+        if list(meta["features"]) != list(FEATURES):
+            raise ValueError(
+                "the artifact's feature schema differs from this imovsp's: "
+                f"{meta['features']} != {list(FEATURES)}"
+            )
+        self = cls()
+        self.districts_ = list(meta["districts"])
+        self.centroids_ = np.asarray(arrays["district_centroids"], dtype=float)
+        if self.centroids_.shape != (len(self.districts_), 2):
+            raise ValueError("district centroids do not match the district list")
+        self._index_districts()
+        self.typical_ = np.asarray(arrays["typical"], dtype=float)
+        if self.typical_.shape != (len(SIZE_BINS) - 1, len(TYPICAL)):
+            raise ValueError("the typical-values table does not match this imovsp's fields")
+        self.neighbours_ = {
+            n: NeighbourIndex(
+                arrays[f"{n}_xy"], arrays[f"{n}_log_size"], arrays[f"{n}_log_price_m2"]
+            )
+            for n in data.NEGOTIATIONS
+            if f"{n}_xy" in arrays
+        }
+        return self

@@ -1,0 +1,49 @@
+"""Accuracy measures reported for every model, per negotiation type."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAPE, median APE, share within 10% and 20% (all in %), R² and MAE (BRL)."""
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    if len(actual) == 0:
+        return {"rows": 0}
+    ape = np.abs(predicted - actual) / actual
+    residual = np.sum((actual - predicted) ** 2)
+    total = np.sum((actual - actual.mean()) ** 2)
+    return {
+        "rows": len(actual),
+        "mape": round(100 * float(ape.mean()), 2),
+        "median_ape": round(100 * float(np.median(ape)), 2),
+        "within_10": round(100 * float(np.mean(ape <= 0.10)), 1),
+        "within_20": round(100 * float(np.mean(ape <= 0.20)), 1),
+        "r2": round(1 - float(residual / total), 4) if total > 0 else float("nan"),
+        "mae": round(float(np.mean(np.abs(predicted - actual))), 0),
+    }
+
+
+def by_negotiation(
+    actual: np.ndarray, predicted: np.ndarray, negotiation: np.ndarray
+) -> dict[str, dict[str, float]]:
+    return {
+        n: regression_metrics(actual[negotiation == n], predicted[negotiation == n])
+        for n in ("sale", "rent")
+        if (negotiation == n).any()
+    }
+
+
+def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """``{model: {negotiation: metrics}}`` as an aligned text table."""
+    head = f"{'model':<10} {'type':<5} {'rows':>6} {'MAPE%':>7} {'medAPE%':>8} "
+    head += f"{'≤10%':>6} {'≤20%':>6} {'R²':>7} {'MAE BRL':>12}"
+    lines = [head]
+    for model, per in results.items():
+        for n, m in per.items():
+            lines.append(
+                f"{model:<10} {n:<5} {m['rows']:>6} {m['mape']:>7.2f} {m['median_ape']:>8.2f} "
+                f"{m['within_10']:>6.1f} {m['within_20']:>6.1f} {m['r2']:>7.3f} {m['mae']:>12,.0f}"
+            )
+    return "\n".join(lines)

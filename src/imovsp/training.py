@@ -1,0 +1,257 @@
+"""Fit, tune and evaluate the valuation model, and the seed approach beside it.
+
+The protocol, for every ``imovsp train``:
+
+1. the validated, de-duplicated listings are split into train and test (stratified by
+   negotiation type, ``seed``); tuning never sees the test rows;
+2. for each negotiation type, a small grid of LightGBM settings is cross-validated on the train
+   rows (log price, early stopping picks the number of trees);
+3. the chosen settings are fitted on train and scored on test, and so is the seed approach
+   (pandas one-hot of every column, ``RandomForestRegressor(random_state=42)``) on the same rows;
+4. the model that is saved is refitted on all rows with the chosen settings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.model_selection import KFold, train_test_split
+
+from imovsp import data
+from imovsp.features import CATEGORICAL, FEATURES, FeatureBuilder, frame_columns
+from imovsp.metrics import by_negotiation
+
+BASE_PARAMS: dict[str, Any] = {
+    "objective": "huber",
+    "alpha": 0.15,  # in log price: residuals past ~15% count linearly, so outliers pull less
+    "learning_rate": 0.05,
+    "min_data_in_leaf": 5,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "feature_fraction": 0.8,
+    "lambda_l2": 1.0,
+    "cat_smooth": 10.0,
+    "max_cat_to_onehot": 4,
+    "verbosity": -1,
+    "num_threads": 2,
+    "deterministic": True,
+    "force_row_wise": True,
+}
+GRID: dict[str, list[Any]] = {"num_leaves": [15, 31]}
+# Candidate multipliers of the model's median estimate. Prices scatter lognormally around it, so
+# a slightly lower figure has a smaller expected relative error; the factor is chosen on
+# out-of-fold predictions of the train rows only.
+SCALES = np.round(np.arange(0.92, 1.0201, 0.005), 3)
+MAX_ROUNDS = 3000
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class TrainResult:
+    """A fitted model and everything the artifact and the report say about it."""
+
+    builder: FeatureBuilder
+    boosters: dict[str, lgb.Booster]
+    params: dict[str, dict[str, Any]]
+    metrics: dict[str, Any]
+    cv: dict[str, Any] = field(default_factory=dict)
+    # Out-of-fold log-price predictions and actual prices of the train rows, per negotiation.
+    oof: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train, test = train_test_split(
+        frame, test_size=test_size, random_state=seed, stratify=frame[data.NEGOTIATION]
+    )
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def _design(
+    builder: FeatureBuilder, frame: pd.DataFrame, negotiation: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and log-price labels of the ``negotiation`` rows of ``frame``."""
+    rows = frame[frame[data.NEGOTIATION] == negotiation]
+    # Each training row is left out of its own neighbourhood features.
+    self_ids = np.arange(len(rows))
+    x = builder.matrix(frame_columns(rows), negotiation=negotiation, self_ids=self_ids)
+    return x, np.log(rows[data.PRICE].to_numpy(float))
+
+
+def _dataset(x: np.ndarray, y: np.ndarray) -> lgb.Dataset:
+    return lgb.Dataset(
+        x,
+        label=y,
+        feature_name=list(FEATURES),
+        categorical_feature=list(CATEGORICAL),
+        free_raw_data=False,
+        # Tuning changes min_data_in_leaf; bins must not be pre-filtered for one value of it.
+        params={"feature_pre_filter": False, "verbosity": -1},
+    )
+
+
+def tune(
+    x: np.ndarray, y: np.ndarray, *, seed: int, folds: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cross-validate the grid on features ``x`` and log prices ``y``; return the best
+    parameters and the CV log.
+
+    The log includes the out-of-fold predictions of the best setting (``oof``, log price),
+    which choose the output scale here and calibrate the price ranges.
+    """
+    splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
+    trials: list[dict[str, Any]] = []
+    cv_boosters: list[Any] = []
+    for values in itertools.product(*GRID.values()):
+        grid_point = dict(zip(GRID, values, strict=True))
+        result: dict[str, Any] = lgb.cv(
+            {**BASE_PARAMS, **grid_point, "seed": seed},
+            _dataset(x, y),
+            num_boost_round=MAX_ROUNDS,
+            folds=splits,
+            metrics=["l1"],
+            callbacks=[lgb.early_stopping(50, verbose=False)],
+            return_cvbooster=True,
+        )
+        scores = result["valid l1-mean"]
+        trials.append(
+            {"params": grid_point, "rounds": len(scores), "cv_l1_log": round(float(scores[-1]), 5)}
+        )
+        cv_boosters.append(result["cvbooster"])
+    best_i = min(range(len(trials)), key=lambda i: float(trials[i]["cv_l1_log"]))
+    best = trials[best_i]
+    oof = np.empty(len(y))
+    for booster, (_, held) in zip(cv_boosters[best_i].boosters, splits, strict=True):
+        oof[held] = booster.predict(x[held], num_iteration=best["rounds"])
+    scale = best_scale(np.exp(y), np.exp(oof))
+    params = {
+        **BASE_PARAMS,
+        **best["params"],
+        "seed": seed,
+        "num_rounds": best["rounds"],
+        "scale": scale,
+    }
+    return params, {"folds": folds, "trials": trials, "best": best, "scale": scale, "oof": oof}
+
+
+def best_scale(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """The multiplier in :data:`SCALES` with the lowest mean absolute percentage error."""
+    errors = [np.mean(np.abs(s * predicted - actual) / actual) for s in SCALES]
+    return float(SCALES[int(np.argmin(errors))])
+
+
+def fit(
+    frame: pd.DataFrame, params: dict[str, dict[str, Any]]
+) -> tuple[FeatureBuilder, dict[str, lgb.Booster]]:
+    """Fit the feature builder and one booster per negotiation type on ``frame``."""
+    builder = FeatureBuilder().fit(frame)
+    boosters = {}
+    for negotiation, p in params.items():
+        lgb_params = {k: v for k, v in p.items() if k not in ("num_rounds", "scale")}
+        dataset = _dataset(*_design(builder, frame, negotiation))
+        boosters[negotiation] = lgb.train(lgb_params, dataset, p["num_rounds"])
+    return builder, boosters
+
+
+def predict(
+    builder: FeatureBuilder,
+    boosters: dict[str, lgb.Booster],
+    frame: pd.DataFrame,
+    params: dict[str, dict[str, Any]],
+) -> np.ndarray:
+    cols = frame_columns(frame)
+    out = np.full(len(frame), np.nan)
+    for negotiation, booster in boosters.items():
+        m = cols["negotiation"] == negotiation
+        if m.any():
+            x = builder.matrix({k: v[m] for k, v in cols.items()}, negotiation=negotiation)
+            out[m] = params[negotiation]["scale"] * np.exp(booster.predict(x))
+    return out
+
+
+def seed_design(frame: pd.DataFrame) -> pd.DataFrame:
+    """The seed notebook's design matrix: one-hot of every column (raw coordinates, 0 if absent)."""
+    x = frame.drop(columns=[data.PRICE]).fillna({data.LATITUDE: 0.0, data.LONGITUDE: 0.0})
+    return pd.get_dummies(x, dtype=float)
+
+
+def seed_predictions(train: pd.DataFrame, test: pd.DataFrame, *, n_jobs: int = 2) -> np.ndarray:
+    x_train = seed_design(train)
+    x_test = seed_design(test).reindex(columns=x_train.columns, fill_value=0.0)
+    model = RandomForestRegressor(random_state=42, n_jobs=n_jobs)
+    model.fit(x_train, train[data.PRICE])
+    return np.asarray(model.predict(x_test))
+
+
+def train(
+    frame: pd.DataFrame,
+    *,
+    seed: int = 42,
+    test_size: float = 0.15,
+    folds: int = 4,
+    compare_seed: bool = True,
+    progress: Progress = _quiet,
+) -> TrainResult:
+    """Tune and evaluate on a split of ``frame``, then refit on all of it (see module doc)."""
+    started = time.perf_counter()
+    train_rows, test_rows = split(frame, test_size=test_size, seed=seed)
+    progress(f"split: {len(train_rows)} train rows, {len(test_rows)} test rows (seed {seed})")
+
+    builder = FeatureBuilder().fit(train_rows)
+    params, cv, oof = {}, {}, {}
+    for negotiation in data.NEGOTIATIONS:
+        if not (train_rows[data.NEGOTIATION] == negotiation).any():
+            continue
+        progress(f"tuning the {negotiation} model: {folds}-fold CV over {_grid_size()} settings")
+        x, y = _design(builder, train_rows, negotiation)
+        params[negotiation], cv[negotiation] = tune(x, y, seed=seed, folds=folds)
+        rows = train_rows[train_rows[data.NEGOTIATION] == negotiation]
+        oof[negotiation] = (cv[negotiation].pop("oof"), rows[data.PRICE].to_numpy(float))
+        best = cv[negotiation]["best"]
+        progress(
+            f"  best {best['params']}, {best['rounds']} trees, scale {params[negotiation]['scale']}"
+        )
+
+    progress("fitting on the train rows and scoring the test rows")
+    eval_builder, eval_boosters = fit(train_rows, params)
+    actual = test_rows[data.PRICE].to_numpy(float)
+    negotiation_col = test_rows[data.NEGOTIATION].to_numpy()
+    results = {
+        "imovsp": by_negotiation(
+            actual, predict(eval_builder, eval_boosters, test_rows, params), negotiation_col
+        )
+    }
+    if compare_seed:
+        progress("fitting the seed approach (one-hot + RandomForest) on the same split")
+        results["seed"] = by_negotiation(
+            actual, seed_predictions(train_rows, test_rows), negotiation_col
+        )
+
+    progress(f"refitting on all {len(frame)} rows")
+    final_builder, final_boosters = fit(frame, params)
+    metrics = {
+        "split": {
+            "test_size": test_size,
+            "seed": seed,
+            "train_rows": len(train_rows),
+            "test_rows": len(test_rows),
+        },
+        "test": results,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return TrainResult(final_builder, final_boosters, params, metrics, cv, oof)
+
+
+def _grid_size() -> int:
+    return int(np.prod([len(v) for v in GRID.values()]))

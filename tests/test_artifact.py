@@ -1,0 +1,136 @@
+"""The artifact loads what it saved, and refuses what it cannot trust."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imovsp import artifact, data
+from imovsp.artifact import ArtifactError
+from imovsp.synthetic import synthetic_listings
+from imovsp.valuer import Valuer
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path, valuer: Valuer) -> Path:
+    assert valuer.metadata
+    assert valuer.version
+    target = tmp_path / valuer.version
+    assert valuer.path is not None
+    shutil.copytree(valuer.path, target)
+    return target
+
+
+def test_saved_model_loads_and_predicts_the_same(valuer: Valuer, model_copy: Path) -> None:
+    frame = data.validate(synthetic_listings(30, seed=21).astype(str), require_price=False).frame
+    again = Valuer.load(model_copy)
+    np.testing.assert_array_equal(again.predict_frame(frame), valuer.predict_frame(frame))
+    assert again.version == valuer.version
+
+
+def test_artifact_holds_no_pickle_and_lists_checksums(model_copy: Path) -> None:
+    meta = json.loads((model_copy / "metadata.json").read_text())
+    names = {p.name for p in model_copy.iterdir()}
+    assert names == {"metadata.json", *meta["files"]}
+    assert {"model-sale.txt", "model-rent.txt", "arrays.npz"} <= names
+    for name in names:
+        assert not name.endswith((".pkl", ".pickle", ".joblib"))
+    with np.load(model_copy / "arrays.npz", allow_pickle=False) as npz:
+        assert all(npz[k].dtype != object for k in npz.files)
+    for key in (
+        "version",
+        "created_at",
+        "data",
+        "feature_schema",
+        "params",
+        "metrics",
+        "libraries",
+        "schema_version",
+    ):
+        assert key in meta
+    assert meta["data"]["sha256"]
+    assert meta["data"]["rows"] > 0
+    assert set(meta["libraries"]) >= {"python", "lightgbm", "numpy"}
+
+
+def test_tampered_model_file_is_refused(model_copy: Path) -> None:
+    model = model_copy / "model-sale.txt"
+    model.write_text(model.read_text().replace("shrinkage=", "shrinkage=9", 1))
+    with pytest.raises(
+        ArtifactError, match=re.escape("model-sale.txt does not match its checksum")
+    ):
+        Valuer.load(model_copy)
+
+
+def test_missing_file_is_refused(model_copy: Path) -> None:
+    (model_copy / "arrays.npz").unlink()
+    with pytest.raises(ArtifactError, match=re.escape("incomplete: arrays.npz is missing")):
+        Valuer.load(model_copy)
+
+
+def test_corrupt_metadata_is_refused(model_copy: Path) -> None:
+    (model_copy / "metadata.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match=re.escape("metadata.json is corrupt")):
+        Valuer.load(model_copy)
+
+
+def test_missing_metadata_is_refused(model_copy: Path) -> None:
+    (model_copy / "metadata.json").unlink()
+    with pytest.raises(ArtifactError, match=re.escape("not a model: metadata.json is missing")):
+        Valuer.load(model_copy)
+
+
+def _edit_metadata(path: Path, **changes: object) -> None:
+    meta = json.loads((path / "metadata.json").read_text())
+    for key, value in changes.items():
+        if key == "lightgbm":
+            meta["libraries"]["lightgbm"] = value
+        else:
+            meta[key] = value
+    (path / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_unknown_schema_version_is_refused(model_copy: Path) -> None:
+    _edit_metadata(model_copy, schema_version=99)
+    with pytest.raises(
+        ArtifactError, match=re.escape("schema version 99; this imovsp reads version 1")
+    ):
+        Valuer.load(model_copy)
+
+
+def test_incompatible_lightgbm_is_refused(model_copy: Path) -> None:
+    _edit_metadata(model_copy, lightgbm="3.3.5")
+    with pytest.raises(ArtifactError, match=re.escape("trained with LightGBM 3.3.5")):
+        Valuer.load(model_copy)
+
+
+def test_file_outside_the_directory_is_refused(model_copy: Path) -> None:
+    meta = json.loads((model_copy / "metadata.json").read_text())
+    meta["files"]["../evil.txt"] = "0" * 64
+    (model_copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=re.escape("evil.txt is missing")):
+        Valuer.load(model_copy)
+
+
+def test_missing_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match=re.escape("no model directory")):
+        Valuer.load(tmp_path / "nothing")
+
+
+def test_current_pointer_and_versions(models_dir: Path, valuer: Valuer) -> None:
+    assert artifact.versions(models_dir) == [valuer.version]
+    assert artifact.current_version(models_dir) == valuer.version
+    assert artifact.resolve(None, models_dir) == models_dir / valuer.version
+    assert artifact.resolve(Path(valuer.version), models_dir) == models_dir / valuer.version
+    with pytest.raises(ArtifactError, match=re.escape("no model version nope")):
+        artifact.set_current(models_dir, "nope")
+
+
+def test_artifact_is_small(model_copy: Path) -> None:
+    size = sum(p.stat().st_size for p in model_copy.iterdir())
+    assert size < 10 * 1024 * 1024

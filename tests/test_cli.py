@@ -1,0 +1,257 @@
+"""The imovsp command line: each command works, and each user mistake is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from imovsp.cli import cli
+from imovsp.synthetic import synthetic_listings
+from imovsp.valuer import Valuer
+
+pytestmark = pytest.mark.usefixtures("env")
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def assert_user_error(result, message: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    # The error is one line, the last one (progress lines may come before it).
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: "), result.output
+    assert message in last
+
+
+def test_train_writes_a_new_current_version_and_prints_both_models(
+    runner: CliRunner, listings_csv: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        cli, ["train", "--data", str(listings_csv), "--out", str(tmp_path), "--seed", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "imovsp     sale" in result.output
+    assert "seed       rent" in result.output
+    assert "tuning the sale model" in result.output  # progress on the long steps
+    (version,) = [p.name for p in tmp_path.iterdir() if p.is_dir()]
+    assert (tmp_path / "CURRENT").read_text().strip() == version
+
+
+def test_train_missing_columns_exits_2_naming_them(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    synthetic_listings(20).drop(columns=["Condo"]).to_csv(bad, index=False)
+    result = runner.invoke(cli, ["train", "--data", str(bad), "--out", str(tmp_path / "m")])
+    assert_user_error(result, "missing required column(s): Condo")
+
+
+def test_train_missing_file_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["train", "--data", str(tmp_path / "nope.csv")])
+    assert_user_error(result, "listings file not found")
+
+
+def test_score_keeps_every_row_in_order_with_errors(runner: CliRunner, tmp_path: Path) -> None:
+    rows = synthetic_listings(30, seed=31).astype(str)
+    rows.loc[4, "Size"] = "-10"
+    rows.loc[7, "District"] = "Atlantis/São Paulo"
+    rows.loc[9, "Negotiation Type"] = "swap"
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    rows.to_csv(source, index=False)
+    result = runner.invoke(cli, ["score", str(source), "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(target, dtype=str, keep_default_na=False)
+    assert list(out.columns) == [*rows.columns, "predicted_price", "error"]
+    pd.testing.assert_frame_equal(out[rows.columns], rows)
+    assert out.loc[4, "error"] == "Size must be > 0"
+    assert out.loc[7, "error"] == "unknown district 'Atlantis'"
+    assert out.loc[9, "error"] == "Negotiation Type must be sale or rent"
+    bad = [4, 7, 9]
+    assert (out.loc[bad, "predicted_price"] == "").all()
+    good = out.drop(index=bad)
+    assert (good["error"] == "").all()
+    assert (good["predicted_price"].astype(float) > 0).all()
+    assert "scored 27 of 30 rows (3 with errors)" in result.output
+
+
+def test_score_ignores_price_and_accepts_files_without_it(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    rows = synthetic_listings(10, seed=32)
+    with_price, without = tmp_path / "a.csv", tmp_path / "b.csv"
+    rows.to_csv(with_price, index=False)
+    rows.assign(Price=1).drop(columns=["Price"]).to_csv(without, index=False)
+    for source in (with_price, without):
+        assert runner.invoke(cli, ["score", str(source), "-o", str(source) + ".out"]).exit_code == 0
+    a = pd.read_csv(str(with_price) + ".out")
+    b = pd.read_csv(str(without) + ".out")
+    assert list(a["predicted_price"]) == list(b["predicted_price"])
+
+
+def test_score_missing_columns_exits_2_and_writes_nothing(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    synthetic_listings(10).drop(columns=["Size"]).to_csv(source, index=False)
+    result = runner.invoke(cli, ["score", str(source), "-o", str(target)])
+    assert_user_error(result, "missing required column(s): Size")
+    assert list(tmp_path.iterdir()) == [source]
+
+
+def test_score_missing_input_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    assert_user_error(
+        runner.invoke(cli, ["score", str(tmp_path / "x.csv")]), "input file not found"
+    )
+
+
+def test_score_without_a_model_trains_one_first_and_says_so(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listings_csv: Path
+) -> None:
+    from imovsp.settings import get_settings
+
+    monkeypatch.setenv("IMOVSP_MODELS_DIR", str(tmp_path / "empty"))
+    get_settings.cache_clear()
+    source = tmp_path / "in.csv"
+    synthetic_listings(5, seed=33).to_csv(source, index=False)
+    result = runner.invoke(cli, ["score", str(source), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    assert "training one from" in result.output
+    assert (tmp_path / "empty" / "CURRENT").is_file()
+
+
+def test_corrupt_model_exits_2_with_the_reason(
+    runner: CliRunner, tmp_path: Path, valuer: Valuer
+) -> None:
+    import shutil
+
+    assert valuer.path is not None
+    broken = tmp_path / valuer.version
+    shutil.copytree(valuer.path, broken)
+    (broken / "model-rent.txt").write_text("garbage")
+    source = tmp_path / "in.csv"
+    synthetic_listings(5).to_csv(source, index=False)
+    result = runner.invoke(cli, ["score", str(source), "--model", str(broken)])
+    assert_user_error(result, "model-rent.txt does not match its checksum")
+
+
+def test_evaluate_reports_metrics_per_negotiation(runner: CliRunner, tmp_path: Path) -> None:
+    source = tmp_path / "labelled.csv"
+    synthetic_listings(400, seed=34).to_csv(source, index=False)
+    result = runner.invoke(cli, ["evaluate", "--data", str(source), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output[result.output.index("{") :])["metrics"]
+    assert set(metrics) == {"sale", "rent"}
+    assert 0 < metrics["sale"]["mape"] < 40
+
+
+def test_models_lists_versions_and_marks_the_current(runner: CliRunner, valuer: Valuer) -> None:
+    result = runner.invoke(cli, ["models"])
+    assert result.exit_code == 0, result.output
+    assert f"* {valuer.version}" in result.output
+
+
+def test_predict_prints_a_readable_line(runner: CliRunner) -> None:
+    result = runner.invoke(
+        cli,
+        [
+            "predict",
+            "--negotiation",
+            "sale",
+            "--district",
+            "santana",
+            "--size",
+            "130",
+            "--rooms",
+            "4",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Santana, 130 m², sale: R$ ")
+    assert "typical values used for: toilets" in result.output
+
+
+def test_predict_json_from_file(runner: CliRunner, tmp_path: Path) -> None:
+    body = tmp_path / "p.json"
+    body.write_text(
+        json.dumps(
+            {
+                "negotiation": "rent",
+                "district": "Moema",
+                "size_m2": 70,
+                "rooms": 2,
+                "toilets": 2,
+                "suites": 1,
+                "parking": 1,
+                "condo_fee": 600,
+                "elevator": True,
+                "furnished": False,
+                "swimming_pool": True,
+                "new": False,
+            }
+        )
+    )
+    result = runner.invoke(cli, ["predict", "--file", str(body), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output.strip().splitlines()[-1])
+    assert answer["district"] == "Moema"
+    assert answer["negotiation"] == "rent"
+    assert answer["defaulted"] == []
+    assert 500 < answer["price"] < 50_000
+
+
+def test_predict_unknown_district_exits_2_with_suggestions(runner: CliRunner) -> None:
+    result = runner.invoke(
+        cli, ["predict", "--negotiation", "sale", "--district", "Moemma", "--size", "80"]
+    )
+    assert_user_error(result, "unknown district 'Moemma'; closest known: Moema")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--district", "Moema", "--size", "80"], "missing negotiation"),
+        (["--negotiation", "sale", "--size", "80"], "missing district"),
+        (["--negotiation", "sale", "--district", "Moema", "--size", "0"], "1<=x<=10000"),
+        (["--negotiation", "lease", "--district", "Moema", "--size", "80"], "'lease' is not one"),
+    ],
+)
+def test_predict_bad_options_exit_2(runner: CliRunner, args: list[str], message: str) -> None:
+    result = runner.invoke(cli, ["predict", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_predict_bad_json_file_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    body = tmp_path / "p.json"
+    body.write_text("{nope")
+    assert_user_error(runner.invoke(cli, ["predict", "--file", str(body)]), "is not valid JSON")
+    body.write_text(
+        json.dumps({"negotiation": "sale", "district": "Moema", "size_m2": 80, "sauna": True})
+    )
+    assert_user_error(
+        runner.invoke(cli, ["predict", "--file", str(body)]), "unknown field(s): sauna"
+    )
+    body.write_text(json.dumps({"negotiation": "sale", "district": "Moema", "size_m2": "big"}))
+    result = runner.invoke(cli, ["predict", "--file", str(body)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_predict_without_any_model_exits_2(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imovsp.settings import get_settings
+
+    monkeypatch.setenv("IMOVSP_MODELS_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    result = runner.invoke(
+        cli, ["predict", "--negotiation", "sale", "--district", "Moema", "--size", "80"]
+    )
+    assert_user_error(result, "no model in")

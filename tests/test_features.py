@@ -1,0 +1,131 @@
+"""Code tests of the one feature path: frame and single property give the same numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imovsp import data
+from imovsp.features import FEATURES, FeatureBuilder, Property, UnknownDistrictError, frame_columns
+from imovsp.synthetic import synthetic_listings
+from imovsp.valuer import Valuer
+
+
+def test_single_property_path_equals_frame_path(valuer: Valuer) -> None:
+    frame = data.validate(synthetic_listings(40, seed=11).astype(str), require_price=False).frame
+    for negotiation in data.NEGOTIATIONS:
+        rows = frame[frame["Negotiation Type"] == negotiation]
+        batch = valuer.builder.matrix(frame_columns(rows), negotiation=negotiation)
+        for i, (_, row) in enumerate(rows.iterrows()):
+            prop = Property(
+                negotiation=negotiation,
+                district=row["District"],
+                size_m2=row["Size"],
+                rooms=row["Rooms"],
+                toilets=row["Toilets"],
+                suites=row["Suites"],
+                parking=row["Parking"],
+                condo_fee=row["Condo"],
+                elevator=row["Elevator"],
+                furnished=row["Furnished"],
+                swimming_pool=row["Swimming Pool"],
+                new=row["New"],
+                latitude=None if pd.isna(row["Latitude"]) else row["Latitude"],
+                longitude=None if pd.isna(row["Longitude"]) else row["Longitude"],
+            )
+            single = valuer.builder.matrix(prop.columns(), negotiation=negotiation)
+            np.testing.assert_array_equal(single[0], batch[i])
+    assert batch.shape[1] == len(FEATURES)
+
+
+def test_predict_one_equals_predict_frame(valuer: Valuer) -> None:
+    frame = data.validate(synthetic_listings(20, seed=12).astype(str), require_price=False).frame
+    batch = valuer.predict_frame(frame)
+    for i, (_, row) in enumerate(frame.iterrows()):
+        prop, _ = valuer.builder.complete(
+            negotiation=row["Negotiation Type"],
+            district=row["District"],
+            size_m2=row["Size"],
+            rooms=row["Rooms"],
+            toilets=row["Toilets"],
+            suites=row["Suites"],
+            parking=row["Parking"],
+            condo_fee=row["Condo"],
+            elevator=bool(row["Elevator"]),
+            furnished=bool(row["Furnished"]),
+            swimming_pool=bool(row["Swimming Pool"]),
+            new=bool(row["New"]),
+            latitude=None if pd.isna(row["Latitude"]) else row["Latitude"],
+            longitude=None if pd.isna(row["Longitude"]) else row["Longitude"],
+        )
+        assert valuer.predict_one(prop) == pytest.approx(batch[i], rel=1e-9)
+
+
+def test_predict_unknown_district_suggests_close_names(valuer: Valuer) -> None:
+    with pytest.raises(UnknownDistrictError) as caught:
+        valuer.builder.resolve_district("Santanna")
+    assert "Santana" in caught.value.suggestions
+    assert "closest known: Santana" in str(caught.value)
+
+
+def test_unknown_district_with_nothing_close_has_no_suggestions(valuer: Valuer) -> None:
+    with pytest.raises(UnknownDistrictError) as caught:
+        valuer.builder.resolve_district("Xyzzy Qwerty")
+    assert caught.value.suggestions == []
+
+
+@pytest.mark.parametrize(
+    "spelling", ["jardim paulista", "JARDIM PAULISTA/São Paulo", " Jardim  Paulista "]
+)
+def test_district_is_case_and_accent_insensitive(valuer: Valuer, spelling: str) -> None:
+    assert valuer.builder.resolve_district(spelling) == "Jardim Paulista"
+    assert valuer.builder.resolve_district("sao miguel") == "São Miguel"
+
+
+def test_missing_location_is_filled_from_the_district_and_flagged(valuer: Valuer) -> None:
+    prop = Property("sale", "Moema", 80, 2, 2, 1, 1)
+    row = valuer.builder.matrix(prop.columns(), negotiation="sale")[0]
+    named = dict(zip(FEATURES, row, strict=True))
+    assert named["location_estimated"] == 1.0
+    code = valuer.builder.codes_["Moema"]
+    lat, lon = valuer.builder.centroids_[code]
+    with_centre = Property("sale", "Moema", 80, 2, 2, 1, 1, latitude=lat, longitude=lon)
+    located = dict(
+        zip(
+            FEATURES,
+            valuer.builder.matrix(with_centre.columns(), negotiation="sale")[0],
+            strict=True,
+        )
+    )
+    assert located["location_estimated"] == 0.0
+    assert (located["x_km"], located["y_km"]) == (named["x_km"], named["y_km"])
+
+
+def test_complete_defaults_only_missing_fields_and_says_which(valuer: Valuer) -> None:
+    prop, defaulted = valuer.builder.complete(
+        negotiation="rent", district="Moema", size_m2=120, rooms=4, elevator=True
+    )
+    assert prop.rooms == 4
+    assert prop.elevator is True
+    assert "rooms" not in defaulted
+    assert "elevator" not in defaulted
+    assert {"toilets", "suites", "parking", "condo_fee", "furnished"} <= set(defaulted)
+    small, _ = valuer.builder.complete(negotiation="rent", district="Moema", size_m2=35)
+    assert small.rooms <= prop.toilets + 4  # typical values are plausible counts
+    assert small.condo_fee is not None
+    assert small.condo_fee < prop.condo_fee
+
+
+def test_training_rows_do_not_see_their_own_price() -> None:
+    frame = data.validate(synthetic_listings(300, seed=13).astype(str)).frame
+    sale = frame[frame["Negotiation Type"] == "sale"].reset_index(drop=True)
+    builder = FeatureBuilder().fit(sale)
+    cols = frame_columns(sale)
+    own = np.log(sale["Price"].to_numpy(float) / sale["Size"].to_numpy(float))
+    with_self = builder.matrix(cols, negotiation="sale")
+    left_out = builder.matrix(cols, negotiation="sale", self_ids=np.arange(len(sale)))
+    j = FEATURES.index("nn5_log_price_m2")
+    # With itself among its neighbours a row would partly see its own price; left out, it is not.
+    assert not np.allclose(with_self[:, j], left_out[:, j])
+    assert np.mean(np.isclose(left_out[:, j], own)) < 0.05

@@ -129,3 +129,25 @@ def test_training_rows_do_not_see_their_own_price() -> None:
     # With itself among its neighbours a row would partly see its own price; left out, it is not.
     assert not np.allclose(with_self[:, j], left_out[:, j])
     assert np.mean(np.isclose(left_out[:, j], own)) < 0.05
+
+
+def test_value_reports_district_median_and_estimated_location(valuer: Valuer) -> None:
+    valuation = valuer.value(Property("rent", "moema", 70, 2, 2, 1, 1), defaulted=("condo_fee",))
+    assert valuation.property.district == "Moema"
+    assert valuation.location_estimated is True
+    assert valuation.price_m2 == pytest.approx(valuation.price / 70)
+    assert valuation.district_median_price_m2 is not None
+    assert valuation.district_median_price_m2 > 0
+    assert valuation.defaulted == ("condo_fee",)
+    assert valuation.model_version == valuer.version
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "message"),
+    [(-22.9, -43.2, "outside São Paulo"), (-23.55, None, "both latitude and longitude")],
+)
+def test_value_refuses_bad_coordinates(
+    valuer: Valuer, lat: float, lon: float | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        valuer.value(Property("sale", "Moema", 70, 2, 2, 1, 1, latitude=lat, longitude=lon))

@@ -305,16 +305,17 @@ def predict(
         try:
             fields["negotiation"] = str(fields["negotiation"]).lower()
             prop, defaulted = valuer.builder.complete(**fields)
-            prop = valuer.resolve(prop)
-            price = valuer.predict_one(prop)
+            valuation = valuer.value(prop, defaulted=tuple(defaulted))
         except (TypeError, ValueError) as exc:
             fail(str(exc))
+    prop = valuation.property
     result = {
-        "price": round(price, -1 if prop.negotiation == "rent" else -3),
+        "price": round(valuation.price, -1 if prop.negotiation == "rent" else -3),
         "negotiation": prop.negotiation,
         "district": prop.district,
         "size_m2": prop.size_m2,
-        "defaulted": defaulted,
+        "defaulted": list(valuation.defaulted),
+        "location_estimated": valuation.location_estimated,
         "model_version": valuer.version,
     }
     if as_json:
@@ -324,8 +325,8 @@ def predict(
     click.echo(
         f"{prop.district}, {prop.size_m2:g} m², {prop.negotiation}: R$ {result['price']:,.0f}{per}"
     )
-    if defaulted:
-        say(f"typical values used for: {', '.join(defaulted)}")
+    if valuation.defaulted:
+        say(f"typical values used for: {', '.join(valuation.defaulted)}")
 
 
 def main() -> None:

@@ -196,6 +196,7 @@ class FeatureBuilder:
     folded_: dict[str, str]
     centroids_: np.ndarray
     typical_: np.ndarray
+    district_price_m2_: np.ndarray
     neighbours_: dict[str, NeighbourIndex]
 
     def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
@@ -219,7 +220,19 @@ class FeatureBuilder:
                 self.neighbours_[negotiation] = NeighbourIndex(
                     xy[m], np.log(cols["size_m2"][m]), log_price_m2[m]
                 )
+        # Median price per m² of each district, per negotiation type (NaN: no listings).
+        codes = self._locate(cols)[3]
+        self.district_price_m2_ = np.full((len(self.districts_), len(data.NEGOTIATIONS)), np.nan)
+        for j, negotiation in enumerate(data.NEGOTIATIONS):
+            m = cols["negotiation"] == negotiation
+            per_m2 = pd.Series(np.exp(log_price_m2[m])).groupby(codes[m]).median()
+            self.district_price_m2_[per_m2.index.to_numpy(), j] = per_m2.to_numpy()
         return self
+
+    def district_price_m2(self, district: str, negotiation: str) -> float | None:
+        """Median listed price per m² in a known district (``None`` where it has none)."""
+        value = self.district_price_m2_[self.codes_[district], data.NEGOTIATIONS.index(negotiation)]
+        return None if np.isnan(value) else float(value)
 
     @staticmethod
     def _typical_table(cols: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -332,7 +345,11 @@ class FeatureBuilder:
             "districts": self.districts_,
             "typical": {"size_bins": list(SIZE_BINS[:-1]), "fields": list(TYPICAL)},
         }
-        arrays = {"district_centroids": self.centroids_, "typical": self.typical_}
+        arrays = {
+            "district_centroids": self.centroids_,
+            "district_price_m2": self.district_price_m2_,
+            "typical": self.typical_,
+        }
         for negotiation, index in self.neighbours_.items():
             arrays[f"{negotiation}_xy"] = index.xy
             arrays[f"{negotiation}_log_size"] = index.log_size
@@ -354,6 +371,9 @@ class FeatureBuilder:
         if self.centroids_.shape != (len(self.districts_), 2):
             raise ValueError("district centroids do not match the district list")
         self._index_districts()
+        self.district_price_m2_ = np.asarray(arrays["district_price_m2"], dtype=float)
+        if self.district_price_m2_.shape != (len(self.districts_), len(data.NEGOTIATIONS)):
+            raise ValueError("district prices per m² do not match the district list")
         self.typical_ = np.asarray(arrays["typical"], dtype=float)
         if self.typical_.shape != (len(SIZE_BINS) - 1, len(TYPICAL)):
             raise ValueError("the typical-values table does not match this imovsp's fields")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,56 @@ from imovsp.artifact import Artifact, ArtifactError
 from imovsp.data import DataReport
 from imovsp.features import FeatureBuilder, Property, frame_columns
 from imovsp.training import TrainResult
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """What moved a price relative to the typical apartment (filled when asked to explain)."""
+
+    feature: str  # e.g. "size_m2", or "location" for the district and coordinates together
+    value: str  # the property's value of it, readable, e.g. "130 m²"
+    effect_pct: float  # multiplicative effect in percent: +38.0 means x1.38
+    effect_brl: float  # the same effect in BRL
+
+
+@dataclass(frozen=True, slots=True)
+class Comparable:
+    """A similar listing of the training data (filled when comparables are asked for)."""
+
+    price: float
+    price_m2: float
+    distance_km: float
+    district: str
+    size_m2: float
+    rooms: int
+    toilets: int
+    suites: int
+    parking: int
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True, slots=True)
+class Valuation:
+    """One property valued: the price and everything said about it.
+
+    Optional parts stay ``None`` until asked for (or until the model supports them), so that
+    interfaces can render any of them without changing shape.
+    """
+
+    property: Property  # as understood: known district spelling, defaults filled in
+    price: float  # BRL; a monthly rent for rentals
+    model_version: str
+    defaulted: tuple[str, ...] = ()
+    location_estimated: bool = False
+    price_m2: float = 0.0
+    district_median_price_m2: float | None = None
+    level: float | None = None  # the range's nominal coverage, e.g. 0.8
+    price_low: float | None = None
+    price_high: float | None = None
+    baseline: float | None = None  # the typical apartment's price that reasons start from
+    reasons: tuple[Reason, ...] | None = None
+    comparables: tuple[Comparable, ...] | None = None
 
 
 class Valuer:
@@ -106,10 +157,14 @@ class Valuer:
 
     def resolve(self, prop: Property) -> Property:
         """``prop`` with its district spelled as the model knows it (``UnknownDistrictError``)."""
-        from dataclasses import replace
-
         if prop.negotiation not in self.boosters:
             raise ValueError(f"negotiation must be one of {', '.join(self.boosters)}")
+        if (prop.latitude is None) != (prop.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        if prop.latitude is not None and not data.in_city(prop.latitude, prop.longitude):
+            raise ValueError(
+                f"coordinates ({prop.latitude}, {prop.longitude}) are outside São Paulo"
+            )
         return replace(prop, district=self.builder.resolve_district(prop.district))
 
     def predict_one(self, prop: Property) -> float:
@@ -118,6 +173,26 @@ class Valuer:
         x = self.builder.matrix(prop.columns(), negotiation=prop.negotiation)
         log_price = self.boosters[prop.negotiation].predict(x, num_threads=1)[0]
         return self.scale[prop.negotiation] * float(np.exp(log_price))
+
+    def value(self, prop: Property, *, defaulted: tuple[str, ...] = ()) -> Valuation:
+        """Value one property: the price, its price per m² against the district's median.
+
+        ``defaulted`` names the fields that were filled with typical values (see
+        :meth:`FeatureBuilder.complete`), to be reported back.
+        """
+        prop = self.resolve(prop)
+        price = self.predict_one(prop)
+        return Valuation(
+            property=prop,
+            price=price,
+            model_version=self.version,
+            defaulted=tuple(defaulted),
+            location_estimated=prop.latitude is None or prop.longitude is None,
+            price_m2=price / prop.size_m2,
+            district_median_price_m2=self.builder.district_price_m2(
+                prop.district, prop.negotiation
+            ),
+        )
 
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Prices for validated listings (see :func:`imovsp.data.validate`); districts the model

@@ -1,0 +1,83 @@
+"""Core benchmark: training time, artifact size and load time, prediction latency and throughput.
+
+    uv run python benchmarks/core.py [--data CSV] [--rows 100000] [--repeat 2000]
+
+Trains on the dev file (as `imovsp train` does, seed comparison included), saves the artifact
+to a temporary models directory, loads it back, then times single-row predictions in process
+and a 100k-row synthetic frame. Prints one JSON object and a table with the targets beside
+each figure (issue: train+evaluate ≤ 60 s, artifact ≤ 10 MB, load ≤ 1 s, single row ≤ 0.2 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from imovsp import data, training
+from imovsp.features import Property
+from imovsp.settings import DEV_DATA
+from imovsp.synthetic import synthetic_listings
+from imovsp.valuer import Valuer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEV_DATA)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2000)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    frame, report = data.load_training_data(args.data)
+    result = training.train(frame, seed=42)
+    train_seconds = time.perf_counter() - started
+    valuer = Valuer.from_training(result, data_sha256=data.file_sha256(args.data),
+                                  data_report=report, source=str(args.data))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = valuer.save(Path(tmp))
+        size_mb = sum(p.stat().st_size for p in path.iterdir()) / 1e6
+        loads = []
+        for _ in range(5):
+            t = time.perf_counter()
+            loaded = Valuer.load(path)
+            loads.append(time.perf_counter() - t)
+
+    prop = Property("sale", "Santana", 130, 4, 5, 3, 1, condo_fee=1310, elevator=True,
+                    swimming_pool=True, latitude=-23.491423, longitude=-46.620248)
+    for _ in range(100):  # warm-up
+        loaded.predict_one(prop)
+    single = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        loaded.predict_one(prop)
+        single.append(time.perf_counter() - t)
+
+    raw = synthetic_listings(args.rows, seed=1).astype(str)
+    valid = data.validate(raw, require_price=False).frame
+    t = time.perf_counter()
+    loaded.predict_frame(valid)
+    bulk_seconds = time.perf_counter() - t
+
+    figures = {
+        "train_and_evaluate_s": round(train_seconds, 1),
+        "artifact_mb": round(size_mb, 2),
+        "load_s_median": round(statistics.median(loads), 3),
+        "single_row_ms_median": round(1000 * statistics.median(single), 3),
+        "single_row_ms_p99": round(1000 * sorted(single)[int(0.99 * len(single))], 3),
+        f"predict_{args.rows}_rows_s": round(bulk_seconds, 2),
+        "rows_per_s": round(args.rows / bulk_seconds),
+        "test_metrics": result.metrics["test"],
+    }
+    print(json.dumps(figures, indent=2))
+    limits = {"train_and_evaluate_s": 60, "artifact_mb": 10, "load_s_median": 1,
+              "single_row_ms_median": 0.2}
+    for key, limit in limits.items():
+        print(f"{key:<24} {figures[key]:>10} limit {limit:>6}  ratio {figures[key] / limit:.2f}")
+
+
+if __name__ == "__main__":
+    main()

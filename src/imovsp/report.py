@@ -38,10 +38,22 @@ def _png(fig: Figure) -> str:
     return f'<img alt="chart" src="data:image/png;base64,{encoded}">'
 
 
+LABELS = {
+    "mape": "MAPE %",
+    "median_ape": "median APE %",
+    "within_10": "within 10% (%)",
+    "within_20": "within 20% (%)",
+    "r2": "R²",
+    "mae": "MAE (BRL)",
+    "coverage": "inside the range (%)",
+    "median_width": "median width (%)",
+}
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "<p class=note>nothing to show</p>"
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    head = "".join(f"<th>{html.escape(LABELS.get(k, k))}</th>" for k in rows[0])
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values()) + "</tr>"
         for row in rows
@@ -52,7 +64,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def _cell(value: Any) -> str:
     if isinstance(value, float | np.floating):
         number = float(value)
-        return f"{number:,.0f}" if abs(number) >= 100 else f"{number:.2f}"
+        if number.is_integer() or abs(number) >= 100:
+            return f"{number:,.0f}"
+        return f"{number:.3g}" if abs(number) < 1 else f"{number:.1f}"
     return str(value)
 
 
@@ -179,7 +193,10 @@ def render(
             "Price ranges: coverage and width against the nominal level",
             coverage_chart(range_metrics) + _table(range_rows),
         ),
-        ("Error by district", error_by_district(scored)),
+        (
+            "Error by district (few listings each: read the pattern, not one bar)",
+            error_by_district(scored),
+        ),
         (f"The {LARGEST} largest errors", largest_errors(scored)),
     ]
     body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)

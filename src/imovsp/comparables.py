@@ -9,8 +9,9 @@ distance would mean nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,6 +78,21 @@ class ComparableIndex:
         parts = [xy, WEIGHTS["log_size"] * np.log(attrs[:, [self.col["size_m2"]]])]
         parts += [w * attrs[:, [self.col[name]]] for name, w in WEIGHTS.items() if name in self.col]
         return np.hstack(parts)
+
+    def describe(self, row: int, districts: Sequence[str]) -> dict[str, Any]:
+        """One listing's facts, typed and named as :class:`imovsp.valuer.Comparable` has them."""
+        values = dict(zip(COLUMNS, self.table[row].tolist(), strict=True))
+        out: dict[str, Any] = {
+            **values,
+            "price_m2": values["price"] / values["size_m2"],
+            "district": districts[int(values["district"])],
+            "condo_fee": values["condo_fee"] if values["condo_fee"] > 0 else None,
+        }
+        for name in ("rooms", "toilets", "suites", "parking"):
+            out[name] = int(values[name])
+        for name in FLAGS:
+            out[name] = bool(values[name])
+        return out
 
     def query(self, xy: np.ndarray, attrs: np.ndarray, k: int) -> list[Match]:
         """The ``k`` listings most similar to one property at ``xy`` (km) with ``attrs``."""

@@ -293,31 +293,13 @@ class Valuer:
         if index is None:
             return ()
         attrs = comparables.table(prop.columns(), np.array([np.nan]), np.array([np.nan]))
-        out = []
-        for match in index.query(x[0, XY], attrs[0], k):
-            row = dict(zip(comparables.COLUMNS, index.table[match.row].tolist(), strict=True))
-            condo = row["condo_fee"]
-            out.append(
-                Comparable(
-                    price=row["price"],
-                    price_m2=row["price"] / row["size_m2"],
-                    distance_km=match.distance_km,
-                    district=self.builder.districts_[int(row["district"])],
-                    size_m2=row["size_m2"],
-                    rooms=int(row["rooms"]),
-                    toilets=int(row["toilets"]),
-                    suites=int(row["suites"]),
-                    parking=int(row["parking"]),
-                    latitude=row["latitude"],
-                    longitude=row["longitude"],
-                    condo_fee=condo if condo > 0 else None,
-                    elevator=bool(row["elevator"]),
-                    furnished=bool(row["furnished"]),
-                    swimming_pool=bool(row["swimming_pool"]),
-                    new=bool(row["new"]),
-                )
+        return tuple(
+            Comparable(
+                **index.describe(match.row, self.builder.districts_),
+                distance_km=match.distance_km,
             )
-        return tuple(out)
+            for match in index.query(x[0, XY], attrs[0], k)
+        )
 
     def estimate_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """``price``, unscaled ``log_median`` and range ``sigma`` for validated listings (see

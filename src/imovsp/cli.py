@@ -447,7 +447,7 @@ def valuation_lines(valuation: Valuation) -> list[str]:
         lines.append(f"why, from a typical apartment at R$ {valuation.baseline or 0:,.0f}{per}:")
         for r in valuation.reasons:
             lines.append(
-                f"  {r.feature:<14} {r.value:<44} {r.effect_pct:+7.1f}%  R$ {r.effect_brl:+,.0f}"
+                f"  {r.feature:<14} {r.value:<32} {r.effect_pct:+7.1f}%  R$ {r.effect_brl:+,.0f}"
             )
     if valuation.comparables is not None:
         lines.append(f"{len(valuation.comparables)} comparable listings:")

@@ -39,7 +39,7 @@ def describe(group: str, prop: Property) -> str:
     """The property's value of a reason, readable."""
     if group == LOCATION:
         if prop.latitude is None or prop.longitude is None:
-            return f"{prop.district} (district centre: no coordinates given)"
+            return f"{prop.district} (district centre)"  # no coordinates were given
         return f"{prop.district} ({prop.latitude:.4f}, {prop.longitude:.4f})"
     if group == "size_m2":
         return f"{prop.size_m2:g} m²"

@@ -38,6 +38,8 @@ def test_artifact_holds_no_pickle_and_lists_checksums(model_copy: Path) -> None:
     names = {p.name for p in model_copy.iterdir()}
     assert names == {"metadata.json", *meta["files"]}
     assert {"model-sale.txt", "model-rent.txt", "arrays.npz"} <= names
+    assert {"model-sale-spread.txt", "model-rent-spread.txt"} <= names
+    assert meta["models"] == ["sale", "rent", "sale-spread", "rent-spread"]
     for name in names:
         assert not name.endswith((".pkl", ".pickle", ".joblib"))
     with np.load(model_copy / "arrays.npz", allow_pickle=False) as npz:
@@ -64,6 +66,31 @@ def test_tampered_model_file_is_refused(model_copy: Path) -> None:
     with pytest.raises(
         ArtifactError, match=re.escape("model-sale.txt does not match its checksum")
     ):
+        Valuer.load(model_copy)
+
+
+def test_tampered_spread_model_is_refused(model_copy: Path) -> None:
+    model = model_copy / "model-rent-spread.txt"
+    model.write_text(model.read_text() + "\n")
+    with pytest.raises(
+        ArtifactError, match=re.escape("model-rent-spread.txt does not match its checksum")
+    ):
+        Valuer.load(model_copy)
+
+
+def test_metadata_without_its_model_list_is_refused(model_copy: Path) -> None:
+    meta = json.loads((model_copy / "metadata.json").read_text())
+    meta["models"] = ["sale", "../../etc/passwd"]
+    (model_copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=re.escape("has no valid list of models")):
+        Valuer.load(model_copy)
+
+
+def test_unlisted_spread_model_is_refused(model_copy: Path) -> None:
+    meta = json.loads((model_copy / "metadata.json").read_text())
+    meta["models"].remove("sale-spread")
+    (model_copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=re.escape("has no range model sale-spread")):
         Valuer.load(model_copy)
 
 
@@ -98,7 +125,8 @@ def _edit_metadata(path: Path, **changes: object) -> None:
 def test_unknown_schema_version_is_refused(model_copy: Path) -> None:
     _edit_metadata(model_copy, schema_version=99)
     with pytest.raises(
-        ArtifactError, match=re.escape("schema version 99; this imovsp reads version 1")
+        ArtifactError,
+        match=re.escape(f"schema version 99; this imovsp reads version {artifact.SCHEMA_VERSION}"),
     ):
         Valuer.load(model_copy)
 

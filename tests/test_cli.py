@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +32,7 @@ def assert_user_error(result, message: str) -> None:  # type: ignore[no-untyped-
     assert message in last
 
 
-def test_train_writes_a_new_current_version_and_prints_both_models(
+def test_train_writes_a_new_current_version_its_report_and_prints_both_models(
     runner: CliRunner, listings_csv: Path, tmp_path: Path
 ) -> None:
     result = runner.invoke(
@@ -43,6 +44,12 @@ def test_train_writes_a_new_current_version_and_prints_both_models(
     assert "tuning the sale model" in result.output  # progress on the long steps
     (version,) = [p.name for p in tmp_path.iterdir() if p.is_dir()]
     assert (tmp_path / "CURRENT").read_text().strip() == version
+    assert "price ranges on the test split" in result.output
+    # The HTML report beside the model, with its charts embedded so it opens offline.
+    text = (tmp_path / version / "report.html").read_text()
+    for heading in ("seed approach", "Predicted against actual", "coverage", "Error by district"):
+        assert heading in text
+    assert text.count("data:image/png;base64,") == 4  # accuracy, scatter, coverage, district
 
 
 def test_train_missing_columns_exits_2_naming_them(runner: CliRunner, tmp_path: Path) -> None:
@@ -67,16 +74,25 @@ def test_score_keeps_every_row_in_order_with_errors(runner: CliRunner, tmp_path:
     result = runner.invoke(cli, ["score", str(source), "-o", str(target)])
     assert result.exit_code == 0, result.output
     out = pd.read_csv(target, dtype=str, keep_default_na=False)
-    assert list(out.columns) == [*rows.columns, "predicted_price", "error"]
+    assert list(out.columns) == [
+        *rows.columns,
+        "predicted_price",
+        "price_low",
+        "price_high",
+        "error",
+    ]
     pd.testing.assert_frame_equal(out[rows.columns], rows)
     assert out.loc[4, "error"] == "Size must be > 0"
     assert out.loc[7, "error"] == "unknown district 'Atlantis'"
     assert out.loc[9, "error"] == "Negotiation Type must be sale or rent"
     bad = [4, 7, 9]
-    assert (out.loc[bad, "predicted_price"] == "").all()
+    for column in ("predicted_price", "price_low", "price_high"):
+        assert (out.loc[bad, column] == "").all()
     good = out.drop(index=bad)
     assert (good["error"] == "").all()
     assert (good["predicted_price"].astype(float) > 0).all()
+    assert (good["price_low"].astype(float) <= good["predicted_price"].astype(float)).all()
+    assert (good["price_high"].astype(float) >= good["predicted_price"].astype(float)).all()
     assert "scored 27 of 30 rows (3 with errors)" in result.output
 
 
@@ -148,6 +164,47 @@ def test_evaluate_reports_metrics_per_negotiation(runner: CliRunner, tmp_path: P
     metrics = json.loads(result.output[result.output.index("{") :])["metrics"]
     assert set(metrics) == {"sale", "rent"}
     assert 0 < metrics["sale"]["mape"] < 40
+    ranges = json.loads(result.output[result.output.index("{") :])["ranges"]
+    assert set(ranges) == {"sale", "rent"}
+    for per_level in ranges.values():
+        assert list(per_level) == ["0.50", "0.60", "0.70", "0.80", "0.90", "0.95"]
+        widths = [m["median_width"] for m in per_level.values()]
+        assert widths == sorted(widths)
+        assert widths[0] > 0
+        assert 60 <= per_level["0.80"]["coverage"] <= 95
+
+
+def test_evaluate_prints_range_coverage_and_writes_a_report(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    source, page = tmp_path / "labelled.csv", tmp_path / "report.html"
+    synthetic_listings(300, seed=35).to_csv(source, index=False)
+    result = runner.invoke(cli, ["evaluate", "--data", str(source), "--report", str(page)])
+    assert result.exit_code == 0, result.output
+    assert "covered%" in result.output
+    assert re.search(r"^sale +80 +[0-9.]+ +[0-9.]+$", result.output, re.MULTILINE)
+    text = page.read_text()
+    assert text.count('src="data:image/png;base64,') >= 4  # charts embedded: opens offline
+    assert "http://" not in text
+    assert "https://" not in text
+    assert "largest errors" in text
+
+
+def test_score_level_changes_the_range_and_is_bounded(runner: CliRunner, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    synthetic_listings(20, seed=36).to_csv(source, index=False)
+    widths = []
+    for level in ("0.5", "0.95"):
+        target = tmp_path / f"out-{level}.csv"
+        result = runner.invoke(cli, ["score", str(source), "-o", str(target), "--level", level])
+        assert result.exit_code == 0, result.output
+        out = pd.read_csv(target)
+        widths.append(out["price_high"] - out["price_low"])
+    assert (widths[1] >= widths[0]).all()
+    assert (widths[1] > widths[0]).any()
+    result = runner.invoke(cli, ["score", str(source), "--level", "0.99"])
+    assert result.exit_code == 2
+    assert "0.99 is not in the range 0.5<=x<=0.95" in result.output
 
 
 def test_models_lists_versions_and_marks_the_current(runner: CliRunner, valuer: Valuer) -> None:
@@ -173,6 +230,8 @@ def test_predict_prints_a_readable_line(runner: CliRunner) -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Santana, 130 m², sale: R$ ")
+    assert "(80% range R$ " in result.output
+    assert "per m²; Santana median R$ " in result.output
     assert "typical values used for: toilets" in result.output
 
 
@@ -255,3 +314,31 @@ def test_predict_without_any_model_exits_2(
         cli, ["predict", "--negotiation", "sale", "--district", "Moema", "--size", "80"]
     )
     assert_user_error(result, "no model in")
+
+
+def test_predict_explains_and_lists_comparables(runner: CliRunner) -> None:
+    args = ["predict", "--negotiation", "rent", "--district", "Pinheiros", "--size", "70"]
+    result = runner.invoke(cli, [*args, "--explain", "--comparables", "3", "--level", "0.9"])
+    assert result.exit_code == 0, result.output
+    assert "(90% range R$ " in result.output
+    assert "why, from a typical apartment at R$ " in result.output
+    assert "  location " in result.output
+    assert "3 comparable listings:" in result.output
+    as_json = runner.invoke(cli, [*args, "--explain", "--comparables", "3", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    body = json.loads(as_json.output[as_json.output.index("{") :])
+    assert body["level"] == 0.8
+    assert body["price_low"] <= body["price"] <= body["price_high"]
+    assert len(body["comparables"]) == 3
+    assert {"price", "price_m2", "distance_km", "district", "size_m2"} <= set(
+        body["comparables"][0]
+    )
+    assert "location" in [r["feature"] for r in body["reasons"]]
+    assert body["district_median_price_m2"] > 0
+
+
+def test_predict_too_many_comparables_exits_2(runner: CliRunner) -> None:
+    args = ["predict", "--negotiation", "rent", "--district", "Pinheiros", "--size", "70"]
+    result = runner.invoke(cli, [*args, "--comparables", "21"])
+    assert result.exit_code == 2
+    assert "21 is not in the range 0<=x<=20" in result.output

@@ -68,3 +68,36 @@ def test_spelling_of_the_district_does_not_move_the_price(model: Valuer) -> None
     a = model.predict_one(replace(BASE, district="Vila Mariana"))
     b = model.predict_one(replace(BASE, district="VILA MARIANA/São Paulo"))
     assert a == b
+
+
+@pytest.mark.parametrize("negotiation", ["sale", "rent"])
+def test_the_range_contains_the_price_and_widens_with_the_level(
+    model: Valuer, negotiation: str
+) -> None:
+    flat = replace(BASE, negotiation=negotiation)
+    widths = []
+    for level in (0.5, 0.8, 0.9, 0.95):
+        v = model.value(flat, level=level)
+        assert v.price_low is not None
+        assert v.price_high is not None
+        assert v.price_low <= v.price <= v.price_high
+        assert v.price_low < v.price_high
+        widths.append(v.price_high - v.price_low)
+    assert widths == sorted(widths)
+    assert widths[0] < widths[-1]
+
+
+def test_ranges_adapt_to_the_property(model: Valuer) -> None:
+    """Not one constant ratio for everything: relative widths differ between flats."""
+    flats = [
+        replace(BASE, size_m2=s, district=d)
+        for s in (35, 80, 300)
+        for d in ("Moema", "Lajeado", "Vila Mariana")
+    ]
+    ratios = []
+    for flat in flats:
+        v = model.value(flat)
+        assert v.price_low is not None
+        assert v.price_high is not None
+        ratios.append((v.price_high - v.price_low) / v.price)
+    assert max(ratios) > 1.15 * min(ratios), ratios

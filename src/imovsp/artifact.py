@@ -2,7 +2,9 @@
 
 A model directory ``<models_dir>/<version>/`` holds:
 
-- ``model-<negotiation>.txt``: each LightGBM booster in LightGBM's own text format;
+- ``model-<name>.txt``: each LightGBM booster in LightGBM's own text format, named in the
+  metadata's ``models`` list (``sale`` and ``rent`` value; ``sale-spread`` and ``rent-spread``
+  size the price ranges);
 - ``arrays.npz``: numeric arrays (loaded with ``allow_pickle=False``);
 - ``metadata.json``: everything else, including the sha256 of every other file.
 
@@ -27,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: spread models, range calibration and comparables
 METADATA = "metadata.json"
 ARRAYS = "arrays.npz"
 CURRENT = "CURRENT"
 VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
+MODEL_NAME = re.compile(r"^[a-z]+(-[a-z]+)*$")
 LIBRARIES = ("lightgbm", "numpy", "scikit-learn", "pandas")
 
 
@@ -44,7 +47,7 @@ class Artifact:
     """The parts of a model directory, in memory."""
 
     metadata: dict[str, Any]
-    models: dict[str, str]  # negotiation -> LightGBM model text
+    models: dict[str, str]  # model name (e.g. "sale", "sale-spread") -> LightGBM model text
     arrays: dict[str, np.ndarray]
     path: Path | None = None
 
@@ -71,8 +74,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _model_file(negotiation: str) -> str:
-    return f"model-{negotiation}.txt"
+def _model_file(name: str) -> str:
+    return f"model-{name}.txt"
 
 
 def save(artifact: Artifact, models_dir: Path, *, make_current: bool = True) -> Path:
@@ -81,14 +84,18 @@ def save(artifact: Artifact, models_dir: Path, *, make_current: bool = True) -> 
     target = models_dir / artifact.version
     if target.exists():
         raise ArtifactError(f"model version {artifact.version} already exists in {models_dir}")
+    bad = [name for name in artifact.models if not MODEL_NAME.match(name)]
+    if bad:
+        raise ArtifactError(f"model names must be lowercase words joined by '-', not {bad}")
     staging = Path(tempfile.mkdtemp(prefix=f".{artifact.version}-", dir=models_dir))
     try:
-        for negotiation, text in artifact.models.items():
-            (staging / _model_file(negotiation)).write_text(text, encoding="utf-8")
+        for name, text in artifact.models.items():
+            (staging / _model_file(name)).write_text(text, encoding="utf-8")
         np.savez_compressed(staging / ARRAYS, **artifact.arrays)  # type: ignore[arg-type]
         files = sorted(p.name for p in staging.iterdir())
         meta = {
             **artifact.metadata,
+            "models": list(artifact.models),
             "schema_version": SCHEMA_VERSION,
             "libraries": library_versions(),
             "files": {name: _sha256(staging / name) for name in files},
@@ -125,7 +132,7 @@ def load(path: Path) -> Artifact:
         )
     _check_files(path, meta)
     _check_libraries(path, meta)
-    models = {n: (path / _model_file(n)).read_text(encoding="utf-8") for n in meta["negotiations"]}
+    models = {n: (path / _model_file(n)).read_text(encoding="utf-8") for n in meta["models"]}
     try:
         with np.load(path / ARRAYS, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -138,9 +145,14 @@ def _check_files(path: Path, meta: dict[str, Any]) -> None:
     files = meta.get("files")
     if not isinstance(files, dict) or not files:
         raise ArtifactError(f"{path / METADATA} lists no file checksums")
-    for negotiation in meta.get("negotiations", []):
-        if _model_file(negotiation) not in files:
-            raise ArtifactError(f"{path} lists no {_model_file(negotiation)}")
+    names = meta.get("models")
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and MODEL_NAME.match(n) for n in names
+    ):
+        raise ArtifactError(f"{path / METADATA} has no valid list of models")
+    for name in {*names, *meta.get("negotiations", [])}:
+        if _model_file(name) not in files:
+            raise ArtifactError(f"{path} lists no {_model_file(name)}")
     for name, expected in files.items():
         file = path / name
         if Path(name).name != name or not file.is_file():

@@ -17,9 +17,11 @@ import pandas as pd
 
 from imovsp import data
 from imovsp.data import DataError
+from imovsp.ranges import DEFAULT_LEVEL
 from imovsp.valuer import Valuer
 
 PREDICTED = "predicted_price"
+LOW, HIGH = "price_low", "price_high"
 ERROR = "error"
 CHUNK_ROWS = 100_000
 
@@ -31,11 +33,12 @@ class ScoreSummary:
     errors: int = 0
 
 
-def score_frame(valuer: Valuer, raw: pd.DataFrame) -> pd.DataFrame:
-    """``raw`` (strings as read) plus ``predicted_price`` and ``error`` columns."""
+def score_frame(valuer: Valuer, raw: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    """``raw`` (strings as read) plus ``predicted_price``, its range at ``level``
+    (``price_low``, ``price_high``) and ``error`` columns."""
     validated = data.validate(raw, require_price=False)
     errors = validated.errors.copy()
-    predicted = pd.Series(np.nan, index=raw.index)
+    columns = {name: pd.Series(np.nan, index=raw.index) for name in (PREDICTED, LOW, HIGH)}
     valid = validated.frame
     if len(valid):
         unknown = valuer.unknown_districts(valid)
@@ -47,9 +50,12 @@ def score_frame(valuer: Valuer, raw: pd.DataFrame) -> pd.DataFrame:
             errors[ok.index[ok[data.NEGOTIATION] == n]] = f"this model does not value {n}"
         ok = ok[ok[data.NEGOTIATION].isin(valuer.negotiations)]
         if len(ok):
-            predicted[ok.index] = np.round(valuer.predict_frame(ok), 0)
+            found = valuer.range_frame(ok, level=level)
+            for name, found_values in zip((PREDICTED, LOW, HIGH), found, strict=True):
+                columns[name][ok.index] = np.round(found_values, 0)
     out = raw.copy()
-    out[PREDICTED] = predicted.astype("Int64")
+    for name, column in columns.items():
+        out[name] = column.astype("Int64")
     out[ERROR] = errors.fillna("")
     return out
 
@@ -69,6 +75,7 @@ def score_file(
     *,
     chunk_rows: int = CHUNK_ROWS,
     on_chunk: Callable[[int], None] | None = None,
+    level: float = DEFAULT_LEVEL,
 ) -> ScoreSummary:
     """Score ``source`` CSV into ``target`` CSV, chunk by chunk."""
     if not source.is_file():
@@ -80,7 +87,7 @@ def score_file(
             for i, chunk in enumerate(_chunks(source, chunk_rows)):
                 if i == 0:
                     data.check_columns(chunk.columns, require_price=False, source=str(source))
-                scored = score_frame(valuer, chunk)
+                scored = score_frame(valuer, chunk, level=level)
                 scored.to_csv(f, index=False, header=i == 0)
                 summary.rows += len(chunk)
                 summary.errors += int((scored[ERROR] != "").sum())

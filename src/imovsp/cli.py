@@ -6,6 +6,7 @@ exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -16,14 +17,16 @@ from typing import Any, NoReturn
 
 import click
 
-from imovsp import artifact, data, training
+from imovsp import artifact, data, report, training
 from imovsp.artifact import ArtifactError
 from imovsp.batch import score_file
+from imovsp.comparables import MAX_COMPARABLES
 from imovsp.data import DataError
 from imovsp.features import Property, UnknownDistrictError
-from imovsp.metrics import by_negotiation, format_table
+from imovsp.metrics import by_negotiation, format_ranges, format_table
+from imovsp.ranges import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings
-from imovsp.valuer import Valuer
+from imovsp.valuer import Valuation, Valuer
 
 USER_ERRORS = (DataError, ArtifactError, UnknownDistrictError, FileNotFoundError)
 
@@ -70,14 +73,31 @@ def train_model(
     """Train on ``data_path`` and save the model as the current one in ``out``."""
     step = stepper()
     step(f"reading {data_path}")
-    frame, report = data.load_training_data(data_path)
-    step(report.summary())
+    frame, data_report = data.load_training_data(data_path)
+    step(data_report.summary())
     result = training.train(frame, seed=seed, compare_seed=compare_seed, progress=step)
     valuer = Valuer.from_training(
-        result, data_sha256=data.file_sha256(data_path), data_report=report, source=str(data_path)
+        result,
+        data_sha256=data.file_sha256(data_path),
+        data_report=data_report,
+        source=str(data_path),
     )
     path = valuer.save(out)
     step(f"saved {path} (current)")
+    if result.test is not None:
+        page = report.write(
+            path / REPORT,
+            title=f"imovsp model {valuer.version}",
+            scored=result.test,
+            range_metrics=result.metrics["ranges"],
+            results=result.metrics["test"],
+            notes=(
+                f"Held-out test split of {len(result.test)} listings from {data_path}: the "
+                "models scored here were fitted on the other rows only; the saved model is "
+                "refitted on all rows. Ranges are at 80% unless said otherwise."
+            ),
+        )
+        step(f"wrote the report {page}")
     return valuer
 
 
@@ -92,6 +112,14 @@ def load_valuer(settings: Settings, model: Path | None, *, train_if_missing: boo
     return Valuer.load(path)
 
 
+REPORT = "report.html"  # written beside the model files; not part of the checksummed artifact
+level_option = click.option(
+    "--level",
+    type=click.FloatRange(MIN_LEVEL, MAX_LEVEL),
+    default=DEFAULT_LEVEL,
+    show_default=True,
+    help="Nominal coverage of the price range, e.g. 0.9 for a 90% range.",
+)
 model_option = click.option(
     "--model",
     type=click.Path(path_type=Path),
@@ -149,6 +177,8 @@ def train(
     metrics = valuer.metadata["metrics"]
     click.echo(f"model {valuer.version}: test split of {metrics['split']['test_rows']} rows")
     click.echo(format_table(metrics["test"]))
+    click.echo("price ranges on the test split:")
+    click.echo(format_ranges(metrics["ranges"]))
 
 
 @cli.command()
@@ -161,27 +191,57 @@ def train(
 )
 @model_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write an HTML report (charts, ranges, largest errors) to this file.",
+)
 @click.pass_context
-def evaluate(ctx: click.Context, data_path: Path, model: Path | None, as_json: bool) -> None:
-    """Score a labelled listings file and report accuracy per negotiation type."""
+def evaluate(
+    ctx: click.Context, data_path: Path, model: Path | None, as_json: bool, report_path: Path | None
+) -> None:
+    """Score a labelled listings file; report accuracy and price-range coverage and width per
+    negotiation type."""
     settings = _settings(ctx)
     with user_errors():
         valuer = load_valuer(settings, model, train_if_missing=False)
         validated = data.validate(data.read_listings(data_path, require_price=True))
         frame = validated.frame
         frame = frame[~valuer.unknown_districts(frame)]
-        predicted = valuer.predict_frame(frame)
+        frame = frame[frame[data.NEGOTIATION].isin(valuer.negotiations)]
+        if frame.empty:
+            fail(f"{data_path} has no valid listings this model can value")
+        est = valuer.estimate_frame(frame)
     results = {
         "imovsp": by_negotiation(
-            frame[data.PRICE].to_numpy(float), predicted, frame[data.NEGOTIATION].to_numpy()
+            frame[data.PRICE].to_numpy(float), est["price"], frame[data.NEGOTIATION].to_numpy()
         )
     }
+    coverage = training.range_metrics(frame, est, valuer.calibrations)
     say(validated.report.summary())
+    if report_path is not None:
+        training_results = valuer.metadata["metrics"]["test"]
+        page = report.write(
+            report_path,
+            title=f"imovsp model {valuer.version} on {data_path.name}",
+            scored=training.with_ranges(frame, est, valuer.calibrations),
+            range_metrics=coverage,
+            results={
+                f"{data_path.name}": results["imovsp"],
+                **{f"{m} (training split)": r for m, r in training_results.items()},
+            },
+            notes=f"{len(frame)} labelled listings from {data_path}. Ranges are at 80%.",
+        )
+        say(f"wrote the report {page}")
     if as_json:
-        click.echo(json.dumps({"model": valuer.version, "metrics": results["imovsp"]}, indent=2))
+        payload = {"model": valuer.version, "metrics": results["imovsp"], "ranges": coverage}
+        click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(f"model {valuer.version} on {data_path}")
         click.echo(format_table(results))
+        click.echo("price ranges:")
+        click.echo(format_ranges(coverage))
 
 
 @cli.command()
@@ -193,9 +253,13 @@ def evaluate(ctx: click.Context, data_path: Path, model: Path | None, as_json: b
     help="Output CSV (default: SOURCE with .scored.csv).",
 )
 @model_option
+@level_option
 @click.pass_context
-def score(ctx: click.Context, source: Path, output: Path | None, model: Path | None) -> None:
-    """Score a listings CSV: every row kept, plus predicted_price or an error."""
+def score(
+    ctx: click.Context, source: Path, output: Path | None, model: Path | None, level: float
+) -> None:
+    """Score a listings CSV: every row kept, plus predicted_price and its range (price_low,
+    price_high), or an error."""
     settings = _settings(ctx)
     target = output or source.with_suffix(".scored.csv")
     with user_errors():
@@ -203,7 +267,7 @@ def score(ctx: click.Context, source: Path, output: Path | None, model: Path | N
             fail(f"input file not found: {source}")
         valuer = load_valuer(settings, model, train_if_missing=True)
         started = time.perf_counter()
-        summary = score_file(valuer, source, target)
+        summary = score_file(valuer, source, target, level=level)
     seconds = time.perf_counter() - started
     say(
         f"scored {summary.scored} of {summary.rows} rows ({summary.errors} with errors) in "
@@ -272,10 +336,26 @@ NEGOTIATION = click.Choice(data.NEGOTIATIONS, case_sensitive=False)
     help="A JSON object with the same fields (options given also apply).",
 )
 @model_option
+@level_option
+@click.option("--explain", is_flag=True, help="Say what moved the price, from a typical flat.")
+@click.option(
+    "--comparables",
+    type=click.IntRange(0, MAX_COMPARABLES),
+    default=0,
+    help=f"Show this many similar listings from the training data (up to {MAX_COMPARABLES}).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the valuation as JSON.")
 @click.pass_context
 def predict(
-    ctx: click.Context, /, file_: Any, model: Path | None, as_json: bool, **options: Any
+    ctx: click.Context,
+    /,
+    file_: Any,
+    model: Path | None,
+    as_json: bool,
+    level: float,
+    explain: bool,
+    comparables: int,
+    **options: Any,
 ) -> None:
     """Value one property given as options or as a JSON file.
 
@@ -305,28 +385,79 @@ def predict(
         try:
             fields["negotiation"] = str(fields["negotiation"]).lower()
             prop, defaulted = valuer.builder.complete(**fields)
-            valuation = valuer.value(prop, defaulted=tuple(defaulted))
+            valuation = valuer.value(
+                prop,
+                defaulted=tuple(defaulted),
+                level=level,
+                explain=explain,
+                comparables=comparables,
+            )
         except (TypeError, ValueError) as exc:
             fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(valuation_json(valuation), ensure_ascii=False))
+        return
+    click.echo("\n".join(valuation_lines(valuation)))
+    if valuation.defaulted:
+        say(f"typical values used for: {', '.join(valuation.defaulted)}")
+
+
+def _round(price: float, negotiation: str) -> float:
+    return round(price, -1 if negotiation == "rent" else -3)
+
+
+def valuation_json(valuation: Valuation) -> dict[str, Any]:
     prop = valuation.property
-    result = {
-        "price": round(valuation.price, -1 if prop.negotiation == "rent" else -3),
+    result: dict[str, Any] = {
+        "price": _round(valuation.price, prop.negotiation),
+        "price_low": _round(valuation.price_low or 0.0, prop.negotiation),
+        "price_high": _round(valuation.price_high or 0.0, prop.negotiation),
+        "level": valuation.level,
+        "price_m2": round(valuation.price_m2, 2),
+        "district_median_price_m2": valuation.district_median_price_m2,
         "negotiation": prop.negotiation,
         "district": prop.district,
         "size_m2": prop.size_m2,
         "defaulted": list(valuation.defaulted),
         "location_estimated": valuation.location_estimated,
-        "model_version": valuer.version,
+        "model_version": valuation.model_version,
     }
-    if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False))
-        return
-    per = "/month" if prop.negotiation == "rent" else ""
-    click.echo(
-        f"{prop.district}, {prop.size_m2:g} m², {prop.negotiation}: R$ {result['price']:,.0f}{per}"
-    )
-    if valuation.defaulted:
-        say(f"typical values used for: {', '.join(valuation.defaulted)}")
+    if valuation.reasons is not None:
+        result["baseline"] = round(valuation.baseline or 0.0, 2)
+        result["reasons"] = [dataclasses.asdict(r) for r in valuation.reasons]
+    if valuation.comparables is not None:
+        result["comparables"] = [dataclasses.asdict(c) for c in valuation.comparables]
+    return result
+
+
+def valuation_lines(valuation: Valuation) -> list[str]:
+    prop = valuation.property
+    n = prop.negotiation
+    per = "/month" if n == "rent" else ""
+    lines = [
+        f"{prop.district}, {prop.size_m2:g} m², {n}: R$ {_round(valuation.price, n):,.0f}{per}"
+        f"  ({100 * (valuation.level or 0):.0f}% range "
+        f"R$ {_round(valuation.price_low or 0, n):,.0f} – "
+        f"R$ {_round(valuation.price_high or 0, n):,.0f})"
+    ]
+    median = valuation.district_median_price_m2
+    versus = f"; {prop.district} median R$ {median:,.0f}" if median else ""
+    lines.append(f"R$ {valuation.price_m2:,.0f} per m²{versus}")
+    if valuation.reasons is not None:
+        lines.append(f"why, from a typical apartment at R$ {valuation.baseline or 0:,.0f}{per}:")
+        for r in valuation.reasons:
+            lines.append(
+                f"  {r.feature:<14} {r.value:<32} {r.effect_pct:+7.1f}%  R$ {r.effect_brl:+,.0f}"
+            )
+    if valuation.comparables is not None:
+        lines.append(f"{len(valuation.comparables)} comparable listings:")
+        for c in valuation.comparables:
+            lines.append(
+                f"  R$ {c.price:>11,.0f}  R$ {c.price_m2:>7,.0f}/m²  {c.distance_km:5.1f} km  "
+                f"{c.district}, {c.size_m2:g} m², {c.rooms} rooms, {c.suites} suites, "
+                f"{c.parking} parking"
+            )
+    return lines
 
 
 def main() -> None:

@@ -47,3 +47,13 @@ def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
                 f"{m['within_10']:>6.1f} {m['within_20']:>6.1f} {m['r2']:>7.3f} {m['mae']:>12,.0f}"
             )
     return "\n".join(lines)
+
+
+def format_ranges(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """``{negotiation: {level: {coverage, median_width}}}`` as an aligned text table."""
+    lines = [f"{'type':<5} {'level%':>7} {'covered%':>9} {'median width%':>14}"]
+    for n, per_level in results.items():
+        for level, m in per_level.items():
+            pct = 100 * float(level)
+            lines.append(f"{n:<5} {pct:>7.0f} {m['coverage']:>9.1f} {m['median_width']:>14.1f}")
+    return "\n".join(lines)

@@ -6,9 +6,13 @@ The protocol, for every ``imovsp train``:
    negotiation type, ``seed``); tuning never sees the test rows;
 2. for each negotiation type, a small grid of LightGBM settings is cross-validated on the train
    rows (log price, early stopping picks the number of trees);
-3. the chosen settings are fitted on train and scored on test, and so is the seed approach
-   (pandas one-hot of every column, ``RandomForestRegressor(random_state=42)``) on the same rows;
-4. the model that is saved is refitted on all rows with the chosen settings.
+3. the price ranges are calibrated on the out-of-fold predictions of the train rows
+   (see :mod:`imovsp.ranges`);
+4. the chosen settings are fitted on train and scored on test (prices, and the ranges' coverage
+   and width), and so is the seed approach (pandas one-hot of every column,
+   ``RandomForestRegressor(random_state=42)``) on the same rows;
+5. the model that is saved is refitted on all rows with the chosen settings; it keeps the range
+   calibration of step 3 and the listings for comparables.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold, train_test_split
 
-from imovsp import data
+from imovsp import comparables, data, ranges
+from imovsp.comparables import ComparableIndex
 from imovsp.features import CATEGORICAL, FEATURES, FeatureBuilder, frame_columns
 from imovsp.metrics import by_negotiation
 
@@ -69,6 +74,10 @@ class TrainResult:
     cv: dict[str, Any] = field(default_factory=dict)
     # Out-of-fold log-price predictions and actual prices of the train rows, per negotiation.
     oof: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    calibrations: dict[str, ranges.Calibration] = field(default_factory=dict)
+    comparables: dict[str, ComparableIndex] = field(default_factory=dict)
+    # The test rows with the eval model's price and 80% range (and the seed approach's price).
+    test: pd.DataFrame | None = None
 
 
 def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -180,6 +189,61 @@ def predict(
     return out
 
 
+def estimate(
+    builder: FeatureBuilder,
+    boosters: dict[str, lgb.Booster],
+    calibrations: dict[str, ranges.Calibration],
+    frame: pd.DataFrame,
+    params: dict[str, dict[str, Any]],
+) -> dict[str, np.ndarray]:
+    """Per row of ``frame``: ``price``, the unscaled ``log_median`` and the range's ``sigma``."""
+    cols = frame_columns(frame)
+    out = {k: np.full(len(frame), np.nan) for k in ("price", "log_median", "sigma")}
+    for negotiation, booster in boosters.items():
+        m = cols["negotiation"] == negotiation
+        if m.any():
+            x = builder.matrix({k: v[m] for k, v in cols.items()}, negotiation=negotiation)
+            out["log_median"][m] = booster.predict(x)
+            out["price"][m] = params[negotiation]["scale"] * np.exp(out["log_median"][m])
+            out["sigma"][m] = calibrations[negotiation].sigma(x)
+    return out
+
+
+def with_ranges(
+    frame: pd.DataFrame,
+    est: dict[str, np.ndarray],
+    calibrations: dict[str, ranges.Calibration],
+    level: float = ranges.DEFAULT_LEVEL,
+) -> pd.DataFrame:
+    """``frame`` plus ``predicted``, ``price_low`` and ``price_high`` columns at ``level``."""
+    out = frame.assign(predicted=est["price"], price_low=np.nan, price_high=np.nan)
+    negotiation = frame[data.NEGOTIATION].to_numpy()
+    for n, calibration in calibrations.items():
+        m = (negotiation == n) & np.isfinite(est["price"])
+        low, high = calibration.bounds(
+            est["log_median"][m], est["sigma"][m], est["price"][m], level
+        )
+        out.loc[m, "price_low"], out.loc[m, "price_high"] = low, high
+    return out
+
+
+def range_metrics(
+    frame: pd.DataFrame,
+    est: dict[str, np.ndarray],
+    calibrations: dict[str, ranges.Calibration],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Coverage and median width at :data:`imovsp.ranges.LEVELS` per negotiation type."""
+    actual = frame[data.PRICE].to_numpy(float)
+    negotiation = frame[data.NEGOTIATION].to_numpy()
+    return {
+        n: ranges.range_metrics(
+            actual[m], est["log_median"][m], est["sigma"][m], est["price"][m], calibration
+        )
+        for n, calibration in calibrations.items()
+        if (m := negotiation == n).any()
+    }
+
+
 def seed_design(frame: pd.DataFrame) -> pd.DataFrame:
     """The seed notebook's design matrix: one-hot of every column (raw coordinates, 0 if absent)."""
     x = frame.drop(columns=[data.PRICE]).fillna({data.LATITUDE: 0.0, data.LONGITUDE: 0.0})
@@ -209,7 +273,7 @@ def train(
     progress(f"split: {len(train_rows)} train rows, {len(test_rows)} test rows (seed {seed})")
 
     builder = FeatureBuilder().fit(train_rows)
-    params, cv, oof = {}, {}, {}
+    params, cv, oof, calibrations = {}, {}, {}, {}
     for negotiation in data.NEGOTIATIONS:
         if not (train_rows[data.NEGOTIATION] == negotiation).any():
             continue
@@ -222,24 +286,28 @@ def train(
         progress(
             f"  best {best['params']}, {best['rounds']} trees, scale {params[negotiation]['scale']}"
         )
+        progress(f"calibrating the {negotiation} ranges on the out-of-fold predictions")
+        calibrations[negotiation] = ranges.calibrate(
+            x, y, oof[negotiation][0], seed=seed, folds=folds
+        )
+        cv[negotiation]["calibration"] = calibrations[negotiation].summary()
 
     progress("fitting on the train rows and scoring the test rows")
     eval_builder, eval_boosters = fit(train_rows, params)
     actual = test_rows[data.PRICE].to_numpy(float)
     negotiation_col = test_rows[data.NEGOTIATION].to_numpy()
-    results = {
-        "imovsp": by_negotiation(
-            actual, predict(eval_builder, eval_boosters, test_rows, params), negotiation_col
-        )
-    }
+    est = estimate(eval_builder, eval_boosters, calibrations, test_rows, params)
+    results = {"imovsp": by_negotiation(actual, est["price"], negotiation_col)}
+    test_table = with_ranges(test_rows, est, calibrations)
     if compare_seed:
         progress("fitting the seed approach (one-hot + RandomForest) on the same split")
-        results["seed"] = by_negotiation(
-            actual, seed_predictions(train_rows, test_rows), negotiation_col
-        )
+        seed_predicted = seed_predictions(train_rows, test_rows)
+        results["seed"] = by_negotiation(actual, seed_predicted, negotiation_col)
+        test_table["seed_predicted"] = seed_predicted
 
     progress(f"refitting on all {len(frame)} rows")
     final_builder, final_boosters = fit(frame, params)
+    listings = comparables.fit(frame, final_builder.codes_)
     metrics = {
         "split": {
             "test_size": test_size,
@@ -248,9 +316,12 @@ def train(
             "test_rows": len(test_rows),
         },
         "test": results,
+        "ranges": range_metrics(test_rows, est, calibrations),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    return TrainResult(final_builder, final_boosters, params, metrics, cv, oof)
+    return TrainResult(
+        final_builder, final_boosters, params, metrics, cv, oof, calibrations, listings, test_table
+    )
 
 
 def _grid_size() -> int:

@@ -1,4 +1,9 @@
-"""The loaded model: everything that answers a question about a property calls a Valuer."""
+"""The loaded model: everything that answers a question about a property calls a Valuer.
+
+A valuation is the price, its range at the level asked for (see :mod:`imovsp.ranges`), and on
+request the reasons (see :mod:`imovsp.explain`) and comparable listings (see
+:mod:`imovsp.comparables`).
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,15 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from imovsp import artifact, data
+from imovsp import artifact, comparables, data, explain, ranges, training
 from imovsp.artifact import Artifact, ArtifactError
+from imovsp.comparables import MAX_COMPARABLES, ComparableIndex
 from imovsp.data import DataReport
-from imovsp.features import FeatureBuilder, Property, frame_columns
+from imovsp.features import FEATURES, FeatureBuilder, Property
+from imovsp.ranges import DEFAULT_LEVEL, Calibration
 from imovsp.training import TrainResult
+
+XY = [FEATURES.index("x_km"), FEATURES.index("y_km")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,7 @@ class Comparable:
 
     price: float
     price_m2: float
-    distance_km: float
+    distance_km: float  # on the map, from the property valued
     district: str
     size_m2: float
     rooms: int
@@ -47,6 +56,11 @@ class Comparable:
     parking: int
     latitude: float
     longitude: float
+    condo_fee: float | None  # None: not given in the listing
+    elevator: bool
+    furnished: bool
+    swimming_pool: bool
+    new: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +90,20 @@ class Valuer:
     """Predicts prices from a trained model. Build with :meth:`load` or :meth:`from_training`."""
 
     def __init__(
-        self, builder: FeatureBuilder, boosters: Mapping[str, lgb.Booster], metadata: dict[str, Any]
+        self,
+        builder: FeatureBuilder,
+        boosters: Mapping[str, lgb.Booster],
+        metadata: dict[str, Any],
+        *,
+        calibrations: Mapping[str, Calibration],
+        listings: Mapping[str, ComparableIndex],
     ) -> None:
         self.builder = builder
         self.boosters = dict(boosters)
         self.metadata = metadata
         self.scale = {n: float(metadata["params"][n]["scale"]) for n in self.boosters}
+        self.calibrations = dict(calibrations)
+        self.listings = dict(listings)  # training listings, for comparables
         self.path: Path | None = None  # the model directory, once saved or loaded
         self.load_seconds: float | None = None
 
@@ -118,12 +140,28 @@ class Valuer:
             "params": result.params,
             "cv": result.cv,
             "metrics": result.metrics,
+            "ranges": {
+                "method": "normalised split-conformal on out-of-fold residuals of the train rows",
+                "default_level": DEFAULT_LEVEL,
+                "levels": [ranges.MIN_LEVEL, ranges.MAX_LEVEL],
+                "sigma_floor": {n: c.floor for n, c in result.calibrations.items()},
+            },
         }
-        return cls(result.builder, result.boosters, metadata)
+        return cls(
+            result.builder,
+            result.boosters,
+            metadata,
+            calibrations=result.calibrations,
+            listings=result.comparables,
+        )
 
     def to_artifact(self) -> Artifact:
         _, arrays = self.builder.state()
+        arrays.update(comparables.state(self.listings))
         models = {n: b.model_to_string() for n, b in self.boosters.items()}
+        for n, calibration in self.calibrations.items():
+            models[f"{n}-spread"] = calibration.spread.model_to_string()
+            arrays[f"{n}_range_scores"] = calibration.scores
         return Artifact(metadata=self.metadata, models=models, arrays=arrays)
 
     def save(self, models_dir: Path, *, make_current: bool = True) -> Path:
@@ -140,15 +178,27 @@ class Valuer:
         meta = art.metadata
         try:
             builder = FeatureBuilder.from_state(meta["feature_schema"], art.arrays)
-            boosters = {n: lgb.Booster(model_str=text) for n, text in art.models.items()}
-        except (KeyError, ValueError, lgb.basic.LightGBMError) as exc:
-            raise ArtifactError(f"{path} cannot be used: {exc}") from None
-        for negotiation, booster in boosters.items():
-            if booster.feature_name() != meta["feature_schema"]["features"]:
-                raise ArtifactError(
-                    f"{path}: the {negotiation} model's features differ from its metadata"
+            models = {n: lgb.Booster(model_str=text) for n, text in art.models.items()}
+            negotiations = meta["negotiations"]
+            missing = [f"{n}-spread" for n in negotiations if f"{n}-spread" not in models]
+            if missing:
+                raise ArtifactError(f"{path} has no range model {', '.join(missing)}")
+            calibrations = {
+                n: Calibration(
+                    models[f"{n}-spread"],
+                    np.asarray(art.arrays[f"{n}_range_scores"], dtype=float),
+                    float(meta["ranges"]["sigma_floor"][n]),
                 )
-        valuer = cls(builder, boosters, meta)
+                for n in negotiations
+            }
+            listings = comparables.from_state(art.arrays)
+        except (KeyError, ValueError, lgb.basic.LightGBMError) as exc:
+            raise ArtifactError(f"{path} cannot be used: {exc!s}") from None
+        for name, booster in models.items():
+            if booster.feature_name() != meta["feature_schema"]["features"]:
+                raise ArtifactError(f"{path}: the {name} model's features differ from its metadata")
+        boosters = {n: models[n] for n in negotiations}
+        valuer = cls(builder, boosters, meta, calibrations=calibrations, listings=listings)
         valuer.path = path
         valuer.load_seconds = time.perf_counter() - started
         return valuer
@@ -167,50 +217,125 @@ class Valuer:
             )
         return replace(prop, district=self.builder.resolve_district(prop.district))
 
+    def _matrix(self, prop: Property) -> np.ndarray:
+        return self.builder.matrix(prop.columns(), negotiation=prop.negotiation)
+
     def predict_one(self, prop: Property) -> float:
         """The price of one property (sale price, or monthly rent), in BRL."""
         prop = self.resolve(prop)
-        x = self.builder.matrix(prop.columns(), negotiation=prop.negotiation)
-        log_price = self.boosters[prop.negotiation].predict(x, num_threads=1)[0]
+        log_price = self.boosters[prop.negotiation].predict(self._matrix(prop), num_threads=1)[0]
         return self.scale[prop.negotiation] * float(np.exp(log_price))
 
-    def value(self, prop: Property, *, defaulted: tuple[str, ...] = ()) -> Valuation:
-        """Value one property: the price, its price per m² against the district's median.
+    def value(
+        self,
+        prop: Property,
+        *,
+        defaulted: tuple[str, ...] = (),
+        level: float = DEFAULT_LEVEL,
+        explain: bool = False,
+        comparables: int = 0,
+    ) -> Valuation:
+        """Value one property: the price and its range at ``level`` (0.5 to 0.95), its price
+        per m² against the district's median; the reasons if ``explain``; the ``comparables``
+        most similar training listings (0 to 20).
 
         ``defaulted`` names the fields that were filled with typical values (see
         :meth:`FeatureBuilder.complete`), to be reported back.
         """
+        level = ranges.check_level(level)
+        if (
+            isinstance(comparables, bool)
+            or not isinstance(comparables, int)
+            or not 0 <= comparables <= MAX_COMPARABLES
+        ):
+            raise ValueError(
+                f"comparables must be a whole number from 0 to {MAX_COMPARABLES}, "
+                f"not {comparables!r}"
+            )
         prop = self.resolve(prop)
-        price = self.predict_one(prop)
+        x = self._matrix(prop)
+        n = prop.negotiation
+        log_median = np.asarray(self.boosters[n].predict(x, num_threads=1), dtype=float)
+        price = self.scale[n] * np.exp(log_median)
+        calibration = self.calibrations[n]
+        low, high = calibration.bounds(
+            log_median, calibration.sigma(x, num_threads=1), price, level
+        )
+        baseline, reasons = self._reasons(prop, x) if explain else (None, None)
         return Valuation(
             property=prop,
-            price=price,
+            price=float(price[0]),
             model_version=self.version,
             defaulted=tuple(defaulted),
             location_estimated=prop.latitude is None or prop.longitude is None,
-            price_m2=price / prop.size_m2,
-            district_median_price_m2=self.builder.district_price_m2(
-                prop.district, prop.negotiation
-            ),
+            price_m2=float(price[0]) / prop.size_m2,
+            district_median_price_m2=self.builder.district_price_m2(prop.district, n),
+            level=level,
+            price_low=float(low[0]),
+            price_high=float(high[0]),
+            baseline=baseline,
+            reasons=reasons,
+            comparables=self._comparables(prop, x, comparables) if comparables else None,
         )
 
-    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        """Prices for validated listings (see :func:`imovsp.data.validate`); districts the model
-        does not know give NaN (use :meth:`unknown_districts` to explain them)."""
-        cols = frame_columns(frame)
-        known = np.array(
-            [data.fold(d) in self.builder.folded_ for d in cols["district"]], dtype=bool
+    def _reasons(self, prop: Property, x: np.ndarray) -> tuple[float, tuple[Reason, ...]]:
+        """The typical apartment's price and what moved this one away from it."""
+        contributions = self.boosters[prop.negotiation].predict(x, pred_contrib=True, num_threads=1)
+        bias, log_effects = explain.grouped(np.asarray(contributions)[0])
+        baseline = self.scale[prop.negotiation] * float(np.exp(bias))
+        return baseline, tuple(
+            Reason(group, explain.describe(group, prop), pct, brl)
+            for group, pct, brl in explain.effects(baseline, log_effects)
         )
-        cols["district"] = np.array(
-            [self.builder.folded_.get(data.fold(d), "") for d in cols["district"]], dtype=object
+
+    def _comparables(self, prop: Property, x: np.ndarray, k: int) -> tuple[Comparable, ...]:
+        index = self.listings.get(prop.negotiation)
+        if index is None:
+            return ()
+        attrs = comparables.table(prop.columns(), np.array([np.nan]), np.array([np.nan]))
+        return tuple(
+            Comparable(
+                **index.describe(match.row, self.builder.districts_),
+                distance_km=match.distance_km,
+            )
+            for match in index.query(x[0, XY], attrs[0], k)
         )
-        out = np.full(len(frame), np.nan)
-        for negotiation, booster in self.boosters.items():
-            m = known & (cols["negotiation"] == negotiation)
-            if m.any():
-                x = self.builder.matrix({k: v[m] for k, v in cols.items()}, negotiation=negotiation)
-                out[m] = self.scale[negotiation] * np.exp(booster.predict(x))
+
+    def estimate_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """``price``, unscaled ``log_median`` and range ``sigma`` for validated listings (see
+        :func:`imovsp.data.validate`); districts the model does not know give NaN (use
+        :meth:`unknown_districts` to explain them)."""
+        known = ~self.unknown_districts(frame)
+        rows = frame[known]
+        rows = rows.assign(
+            **{data.DISTRICT: [self.builder.folded_[data.fold(d)] for d in rows[data.DISTRICT]]}
+        )
+        found = training.estimate(
+            self.builder, self.boosters, self.calibrations, rows, self.metadata["params"]
+        )
+        out = {k: np.full(len(frame), np.nan) for k in found}
+        for k, values in found.items():
+            out[k][known] = values
         return out
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Prices for validated listings (NaN for districts the model does not know)."""
+        return self.estimate_frame(frame)["price"]
+
+    def range_frame(
+        self, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prices and their ranges at ``level`` (low, high) for validated listings."""
+        level = ranges.check_level(level)
+        est = self.estimate_frame(frame)
+        low, high = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
+        negotiation = frame[data.NEGOTIATION].to_numpy()
+        for n, calibration in self.calibrations.items():
+            m = (negotiation == n) & np.isfinite(est["price"])
+            low[m], high[m] = calibration.bounds(
+                est["log_median"][m], est["sigma"][m], est["price"][m], level
+            )
+        return est["price"], low, high
 
     def unknown_districts(self, frame: pd.DataFrame) -> np.ndarray:
         """Boolean mask of rows whose district the model does not know."""

@@ -1,0 +1,121 @@
+"""Price ranges: the conformal rule, adaptivity, and the coverage measured on the test split."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imovsp import data, ranges, training
+from imovsp.features import FEATURES, Property
+from imovsp.valuer import Valuer
+
+
+def test_conformal_quantile_takes_the_finite_sample_rank() -> None:
+    scores = np.arange(1.0, 100.0)  # 99 sorted scores
+    assert ranges.conformal_quantile(scores, 0.8) == 80.0  # ceil(100 * 0.8) = 80th smallest
+    assert ranges.conformal_quantile(scores, 0.5) == 50.0
+    assert ranges.conformal_quantile(scores[:9], 0.95) == 9.0  # past the end: the largest
+
+
+def test_conformal_quantile_covers_new_draws_at_the_level() -> None:
+    rng = np.random.default_rng(0)
+    calibration = np.sort(np.abs(rng.standard_t(4, 3000)))
+    fresh = np.abs(rng.standard_t(4, 50_000))
+    for level in (0.5, 0.8, 0.9, 0.95):
+        covered = np.mean(fresh <= ranges.conformal_quantile(calibration, level))
+        assert abs(covered - level) < 0.02, (level, covered)
+
+
+@pytest.mark.parametrize("level", [0.49, 0.951, 1, "0.8", None, float("nan")])
+def test_levels_outside_the_supported_span_are_refused(level: object) -> None:
+    with pytest.raises(ValueError, match=re.escape("level must be between 0.5 and 0.95")):
+        ranges.check_level(level)  # type: ignore[arg-type]
+
+
+def test_spread_model_widens_ranges_where_errors_are_larger() -> None:
+    """Residuals twice as large for big flats: their ranges are wider, and both kinds of flat
+    are covered at about the nominal level (a constant width would over- and under-cover)."""
+    rng = np.random.default_rng(1)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(size=(n, len(FEATURES)))
+        x[:, FEATURES.index("district")] = rng.integers(0, 5, n)
+        big = x[:, FEATURES.index("size_m2")] > 0
+        return x, rng.normal(size=n) * np.where(big, 0.4, 0.1)
+
+    x, residual = draw(3000)
+    calibration = ranges.calibrate(x, residual, np.zeros(len(x)), seed=0)
+    x_new, residual_new = draw(6000)
+    sigma = calibration.sigma(x_new)
+    big = x_new[:, FEATURES.index("size_m2")] > 0
+    assert np.median(sigma[big]) > 2.5 * np.median(sigma[~big])
+    zeros = np.zeros(len(x_new))
+    low, high = calibration.bounds(zeros, sigma, np.ones(len(x_new)), 0.8)
+    inside = (np.exp(residual_new) >= low) & (np.exp(residual_new) <= high)
+    for group in (big, ~big):
+        assert 0.75 < inside[group].mean() < 0.86
+
+
+def test_ranges_contain_the_point_estimate_even_with_a_scale_factor() -> None:
+    calibration = ranges.Calibration(spread=None, scores=np.array([0.1, 0.2, 0.3]), floor=0.01)  # type: ignore[arg-type]
+    log_median = np.log(np.array([100.0, 100.0]))
+    low, high = calibration.bounds(log_median, np.array([0.01, 0.5]), np.array([92.0, 92.0]), 0.5)
+    assert low[0] == 92.0  # the scaled price lies below exp(log_median - q sigma): included
+    assert high[0] > 100.0
+    assert low[1] < 92.0 < high[1]
+
+
+def test_training_measures_coverage_and_width_on_the_test_split(
+    trained: training.TrainResult,
+) -> None:
+    measured = trained.metrics["ranges"]
+    assert set(measured) == {"sale", "rent"}
+    for n, per_level in measured.items():
+        assert list(per_level) == [f"{level:.2f}" for level in ranges.LEVELS]
+        coverage = [m["coverage"] for m in per_level.values()]
+        widths = [m["median_width"] for m in per_level.values()]
+        assert widths == sorted(widths), n
+        # ~190 test rows per type: allow for sampling noise around the nominal level.
+        assert 65 <= per_level["0.80"]["coverage"] <= 92, (n, coverage)
+        assert per_level["0.95"]["coverage"] >= 80, (n, coverage)
+    test = trained.test
+    assert test is not None
+    assert len(test) == trained.metrics["split"]["test_rows"]
+    assert (
+        (test["price_low"] <= test["predicted"]) & (test["predicted"] <= test["price_high"])
+    ).all()
+
+
+def test_range_frame_matches_valuing_one_by_one(valuer: Valuer, listings: pd.DataFrame) -> None:
+    frame = data.validate(listings.head(12).astype(str), require_price=False).frame
+    price, low, high = valuer.range_frame(frame, level=0.9)
+    for i, (_, row) in enumerate(frame.iterrows()):
+        prop = Property(
+            negotiation=row[data.NEGOTIATION],
+            district=row[data.DISTRICT],
+            size_m2=float(row["Size"]),
+            rooms=int(row["Rooms"]),
+            toilets=int(row["Toilets"]),
+            suites=int(row["Suites"]),
+            parking=int(row["Parking"]),
+            condo_fee=float(row["Condo"]),
+            elevator=bool(row["Elevator"]),
+            furnished=bool(row["Furnished"]),
+            swimming_pool=bool(row["Swimming Pool"]),
+            new=bool(row["New"]),
+            latitude=None if np.isnan(row[data.LATITUDE]) else float(row[data.LATITUDE]),
+            longitude=None if np.isnan(row[data.LONGITUDE]) else float(row[data.LONGITUDE]),
+        )
+        one = valuer.value(prop, level=0.9)
+        assert one.price == pytest.approx(price[i], rel=1e-9)
+        assert one.price_low == pytest.approx(low[i], rel=1e-9)
+        assert one.price_high == pytest.approx(high[i], rel=1e-9)
+
+
+def test_value_refuses_a_level_outside_the_span(valuer: Valuer) -> None:
+    flat = Property("sale", "Moema", 80, 2, 2, 1, 1)
+    with pytest.raises(ValueError, match=re.escape("level must be between 0.5 and 0.95, not 0.99")):
+        valuer.value(flat, level=0.99)

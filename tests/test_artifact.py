@@ -39,7 +39,15 @@ def test_artifact_holds_no_pickle_and_lists_checksums(model_copy: Path) -> None:
     assert names == {"metadata.json", *meta["files"]}
     assert {"model-sale.txt", "model-rent.txt", "arrays.npz"} <= names
     assert {"model-sale-spread.txt", "model-rent-spread.txt"} <= names
-    assert meta["models"] == ["sale", "rent", "sale-spread", "rent-spread"]
+    assert meta["models"] == [
+        "sale",
+        "sale-extra",
+        "rent",
+        "rent-extra",
+        "sale-spread",
+        "rent-spread",
+    ]
+    assert "model-sale-extra.txt" in names
     for name in names:
         assert not name.endswith((".pkl", ".pickle", ".joblib"))
     with np.load(model_copy / "arrays.npz", allow_pickle=False) as npz:

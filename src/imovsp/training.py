@@ -29,8 +29,9 @@ import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold, train_test_split
 
-from imovsp import comparables, data, ranges
+from imovsp import comparables, data, ensemble, ranges
 from imovsp.comparables import ComparableIndex
+from imovsp.ensemble import Ensemble
 from imovsp.features import CATEGORICAL, FEATURES, FeatureBuilder, frame_columns
 from imovsp.metrics import by_negotiation
 
@@ -68,7 +69,7 @@ class TrainResult:
     """A fitted model and everything the artifact and the report say about it."""
 
     builder: FeatureBuilder
-    boosters: dict[str, lgb.Booster]
+    boosters: dict[str, Ensemble]
     params: dict[str, dict[str, Any]]
     metrics: dict[str, Any]
     cv: dict[str, Any] = field(default_factory=dict)
@@ -140,18 +141,21 @@ def tune(
         cv_boosters.append(result["cvbooster"])
     best_i = min(range(len(trials)), key=lambda i: float(trials[i]["cv_l1_log"]))
     best = trials[best_i]
-    oof = np.empty(len(y))
+    params = {**BASE_PARAMS, **best["params"], "seed": seed, "num_rounds": best["rounds"]}
+    # Out-of-fold predictions of the whole ensemble: the tuned member from its CV run, the
+    # others fitted on the same folds.
+    member_oof = np.empty((len(ensemble.MEMBERS), len(y)))
     for booster, (_, held) in zip(cv_boosters[best_i].boosters, splits, strict=True):
-        oof[held] = booster.predict(x[held], num_iteration=best["rounds"])
-    scale = best_scale(np.exp(y), np.exp(oof))
-    params = {
-        **BASE_PARAMS,
-        **best["params"],
-        "seed": seed,
-        "num_rounds": best["rounds"],
-        "scale": scale,
-    }
-    return params, {"folds": folds, "trials": trials, "best": best, "scale": scale, "oof": oof}
+        member_oof[0, held] = booster.predict(x[held], num_iteration=best["rounds"])
+    for i in range(1, len(ensemble.MEMBERS)):
+        member, rounds = ensemble.member_params(params, i)
+        for fit_rows, held in splits:
+            booster = lgb.train(member, _dataset(x[fit_rows], y[fit_rows]), rounds)
+            member_oof[i, held] = booster.predict(x[held])
+    oof = member_oof.mean(axis=0)
+    params["scale"] = scale = best_scale(np.exp(y), np.exp(oof))
+    log = {"folds": folds, "trials": trials, "best": best, "scale": scale, "oof": oof}
+    return params, log
 
 
 def best_scale(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -162,20 +166,23 @@ def best_scale(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 def fit(
     frame: pd.DataFrame, params: dict[str, dict[str, Any]]
-) -> tuple[FeatureBuilder, dict[str, lgb.Booster]]:
-    """Fit the feature builder and one booster per negotiation type on ``frame``."""
+) -> tuple[FeatureBuilder, dict[str, Ensemble]]:
+    """Fit the feature builder and one ensemble per negotiation type on ``frame``."""
     builder = FeatureBuilder().fit(frame)
     boosters = {}
     for negotiation, p in params.items():
-        lgb_params = {k: v for k, v in p.items() if k not in ("num_rounds", "scale")}
-        dataset = _dataset(*_design(builder, frame, negotiation))
-        boosters[negotiation] = lgb.train(lgb_params, dataset, p["num_rounds"])
+        x, y = _design(builder, frame, negotiation)
+        members = []
+        for i in range(len(ensemble.MEMBERS)):
+            member, rounds = ensemble.member_params(p, i)
+            members.append(lgb.train(member, _dataset(x, y), rounds))
+        boosters[negotiation] = Ensemble(members)
     return builder, boosters
 
 
 def predict(
     builder: FeatureBuilder,
-    boosters: dict[str, lgb.Booster],
+    boosters: dict[str, Ensemble],
     frame: pd.DataFrame,
     params: dict[str, dict[str, Any]],
 ) -> np.ndarray:
@@ -191,7 +198,7 @@ def predict(
 
 def estimate(
     builder: FeatureBuilder,
-    boosters: dict[str, lgb.Booster],
+    boosters: dict[str, Ensemble],
     calibrations: dict[str, ranges.Calibration],
     frame: pd.DataFrame,
     params: dict[str, dict[str, Any]],

@@ -24,6 +24,7 @@ from imovsp import artifact, comparables, data, explain, ranges, training
 from imovsp.artifact import Artifact, ArtifactError
 from imovsp.comparables import MAX_COMPARABLES, ComparableIndex
 from imovsp.data import DataReport
+from imovsp.ensemble import Ensemble, member_names
 from imovsp.features import FEATURES, FeatureBuilder, Property
 from imovsp.ranges import DEFAULT_LEVEL, Calibration
 from imovsp.training import TrainResult
@@ -92,7 +93,7 @@ class Valuer:
     def __init__(
         self,
         builder: FeatureBuilder,
-        boosters: Mapping[str, lgb.Booster],
+        boosters: Mapping[str, Ensemble],
         metadata: dict[str, Any],
         *,
         calibrations: Mapping[str, Calibration],
@@ -158,7 +159,11 @@ class Valuer:
     def to_artifact(self) -> Artifact:
         _, arrays = self.builder.state()
         arrays.update(comparables.state(self.listings))
-        models = {n: b.model_to_string() for n, b in self.boosters.items()}
+        models = {
+            name: member.model_to_string()
+            for n, model in self.boosters.items()
+            for name, member in zip(member_names(n), model.members, strict=True)
+        }
         for n, calibration in self.calibrations.items():
             models[f"{n}-spread"] = calibration.spread.model_to_string()
             arrays[f"{n}_range_scores"] = calibration.scores
@@ -197,7 +202,10 @@ class Valuer:
         for name, booster in models.items():
             if booster.feature_name() != meta["feature_schema"]["features"]:
                 raise ArtifactError(f"{path}: the {name} model's features differ from its metadata")
-        boosters = {n: models[n] for n in negotiations}
+        absent = [m for n in negotiations for m in member_names(n) if m not in models]
+        if absent:
+            raise ArtifactError(f"{path} has no model {', '.join(absent)}")
+        boosters = {n: Ensemble([models[m] for m in member_names(n)]) for n in negotiations}
         valuer = cls(builder, boosters, meta, calibrations=calibrations, listings=listings)
         valuer.path = path
         valuer.load_seconds = time.perf_counter() - started

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from tqdm import tqdm
 
-from imovsp import artifact, data, training
+from imovsp import artifact, data, formats, training
 from imovsp.artifact import ArtifactError
-from imovsp.batch import score_file
+from imovsp.batch import CHUNK_ROWS, ScoreSummary, score_file
 from imovsp.data import DataError
 from imovsp.features import Property, UnknownDistrictError
+from imovsp.formats import Format
 from imovsp.metrics import by_negotiation, format_table
 from imovsp.settings import Settings, get_settings
 from imovsp.valuer import Valuer
@@ -184,31 +186,163 @@ def evaluate(ctx: click.Context, data_path: Path, model: Path | None, as_json: b
         click.echo(format_table(results))
 
 
+def default_output(source: Path, engine: str) -> Path:
+    """``in.csv`` → ``in.scored.csv`` (same format); a Parquet dataset for the Dask engine."""
+    fmt = "parquet" if engine == "dask" else formats.input_format(source)
+    name = source.name
+    for extension in (".csv.gz", ".gz", ".csv", ".parquet", ".pq"):
+        if name.lower().endswith(extension):
+            name = name[: -len(extension)]
+            break
+    return source.with_name(f"{name}.scored.{'csv.gz' if fmt == 'csv.gz' else fmt}")
+
+
+def progress_bar(total: int | None, *, enabled: bool | None) -> tqdm[Any] | None:
+    """A rows/s progress bar on stderr when it is a terminal (or when asked), else none."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    return tqdm(total=total, unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+
+
+def _advance(bar: tqdm[Any] | None) -> Callable[[int], None] | None:
+    if bar is None:
+        return None
+
+    def advance(rows: int) -> None:
+        bar.update(rows)
+
+    return advance
+
+
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Output CSV (default: SOURCE with .scored.csv).",
+    help="Output file (default: SOURCE with .scored and the same format). With --engine dask, "
+    "a Parquet OUT is a partitioned dataset directory unless --single-file.",
+)
+@click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(formats.FORMATS),
+    help="Output format (default: from OUT's extension, CSV when it has none). Input formats "
+    "are recognised from their content.",
 )
 @model_option
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: stream on this machine in constant memory. dask: partitions on a Dask cluster "
+    "(needs the imovsp[dask] extra).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 (default: a local cluster).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Workers of the local Dask cluster (default: one per CPU core).",
+)
+@click.option(
+    "--single-file",
+    is_flag=True,
+    help="With --engine dask: write one Parquet file instead of a partitioned dataset.",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=CHUNK_ROWS,
+    show_default=True,
+    help="Rows per chunk (local engine) or per Dask partition.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar with rows/s (default: only on a terminal).",
+)
 @click.pass_context
-def score(ctx: click.Context, source: Path, output: Path | None, model: Path | None) -> None:
-    """Score a listings CSV: every row kept, plus predicted_price or an error."""
+def score(
+    ctx: click.Context,
+    source: Path,
+    output: Path | None,
+    out_format: Format | None,
+    model: Path | None,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
+    single_file: bool,
+    chunk_rows: int,
+    progress: bool | None,
+) -> None:
+    """Score a listings file (CSV, gzip CSV or Parquet): every row kept, in order, plus
+    predicted_price or an error."""
     settings = _settings(ctx)
-    target = output or source.with_suffix(".scored.csv")
+    if engine == "local" and (scheduler or workers or single_file):
+        fail("--scheduler, --workers and --single-file go with --engine dask")
+    if scheduler and workers:
+        fail("--workers sizes the local cluster; a --scheduler cluster has its own workers")
     with user_errors():
-        if not source.is_file():
+        if not source.exists():
             fail(f"input file not found: {source}")
+        target = output or default_output(source, engine)
         valuer = load_valuer(settings, model, train_if_missing=True)
         started = time.perf_counter()
-        summary = score_file(valuer, source, target)
+        if engine == "dask":
+            summary = _score_on_dask(
+                valuer,
+                source,
+                target,
+                out_format=out_format,
+                scheduler=scheduler,
+                workers=workers,
+                single_file=single_file,
+                chunk_rows=chunk_rows,
+                progress=progress,
+            )
+        else:
+            bar = progress_bar(formats.count_rows(source), enabled=progress)
+            try:
+                summary = score_file(
+                    valuer,
+                    source,
+                    target,
+                    out_format=out_format,
+                    chunk_rows=chunk_rows,
+                    on_chunk=_advance(bar),
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
     seconds = time.perf_counter() - started
+    rate = summary.rows / seconds if seconds > 0 else 0.0
     say(
         f"scored {summary.scored} of {summary.rows} rows ({summary.errors} with errors) in "
-        f"{seconds:.1f}s with model {valuer.version} → {target}"
+        f"{seconds:.1f}s ({rate:,.0f} rows/s) with model {valuer.version} → {target}"
     )
+
+
+def _score_on_dask(valuer: Valuer, source: Path, target: Path, **options: Any) -> ScoreSummary:
+    try:
+        from imovsp import batch_dask
+    except ImportError as exc:
+        fail(f"--engine dask needs Dask: install imovsp[dask] ({exc})")
+    progress = options.pop("progress")
+    bar = progress_bar(formats.count_rows(source), enabled=progress)
+    try:
+        return batch_dask.score_dataset(valuer, source, target, on_part=_advance(bar), **options)
+    except batch_dask.ClusterError as exc:
+        fail(str(exc))
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 @cli.command()

@@ -197,23 +197,21 @@ def default_output(source: Path, engine: str) -> Path:
     return source.with_name(f"{name}.scored.{'csv.gz' if fmt == 'csv.gz' else fmt}")
 
 
-def progress_bar(total: int | None, *, enabled: bool | None) -> tqdm[Any] | None:
-    """A rows/s progress bar on stderr when it is a terminal (or when asked), else none."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    return tqdm(total=total, unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+@contextmanager
+def progress(total: int | None, *, enabled: bool | None) -> Iterator[Callable[[int], None] | None]:
+    """A rows/s progress bar on stderr when it is a terminal (or when asked): yields the
+    function that advances it by a number of rows, or ``None`` when there is no bar."""
+    if not (sys.stderr.isatty() if enabled is None else enabled):
+        yield None
+        return
+    with tqdm(
+        total=total, unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True
+    ) as bar:
 
+        def advance(rows: int) -> None:
+            bar.update(rows)
 
-def _advance(bar: tqdm[Any] | None) -> Callable[[int], None] | None:
-    if bar is None:
-        return None
-
-    def advance(rows: int) -> None:
-        bar.update(rows)
-
-    return advance
+        yield advance
 
 
 @cli.command()
@@ -265,6 +263,7 @@ def _advance(bar: tqdm[Any] | None) -> Callable[[int], None] | None:
 )
 @click.option(
     "--progress/--no-progress",
+    "show_progress",
     default=None,
     help="Show a progress bar with rows/s (default: only on a terminal).",
 )
@@ -280,7 +279,7 @@ def score(
     workers: int | None,
     single_file: bool,
     chunk_rows: int,
-    progress: bool | None,
+    show_progress: bool | None,
 ) -> None:
     """Score a listings file (CSV, gzip CSV or Parquet): every row kept, in order, plus
     predicted_price or an error."""
@@ -295,32 +294,28 @@ def score(
         target = output or default_output(source, engine)
         valuer = load_valuer(settings, model, train_if_missing=True)
         started = time.perf_counter()
-        if engine == "dask":
-            summary = _score_on_dask(
-                valuer,
-                source,
-                target,
-                out_format=out_format,
-                scheduler=scheduler,
-                workers=workers,
-                single_file=single_file,
-                chunk_rows=chunk_rows,
-                progress=progress,
-            )
-        else:
-            bar = progress_bar(formats.count_rows(source), enabled=progress)
-            try:
+        with progress(formats.count_rows(source), enabled=show_progress) as advance:
+            if engine == "dask":
+                summary = _score_on_dask(
+                    valuer,
+                    source,
+                    target,
+                    out_format=out_format,
+                    scheduler=scheduler,
+                    workers=workers,
+                    single_file=single_file,
+                    chunk_rows=chunk_rows,
+                    on_part=advance,
+                )
+            else:
                 summary = score_file(
                     valuer,
                     source,
                     target,
                     out_format=out_format,
                     chunk_rows=chunk_rows,
-                    on_chunk=_advance(bar),
+                    on_chunk=advance,
                 )
-            finally:
-                if bar is not None:
-                    bar.close()
     seconds = time.perf_counter() - started
     rate = summary.rows / seconds if seconds > 0 else 0.0
     say(
@@ -330,19 +325,15 @@ def score(
 
 
 def _score_on_dask(valuer: Valuer, source: Path, target: Path, **options: Any) -> ScoreSummary:
+    """The Dask engine, imported only when asked for (it needs the imovsp[dask] extra)."""
     try:
         from imovsp import batch_dask
     except ImportError as exc:
         fail(f"--engine dask needs Dask: install imovsp[dask] ({exc})")
-    progress = options.pop("progress")
-    bar = progress_bar(formats.count_rows(source), enabled=progress)
     try:
-        return batch_dask.score_dataset(valuer, source, target, on_part=_advance(bar), **options)
+        return batch_dask.score_dataset(valuer, source, target, **options)
     except batch_dask.ClusterError as exc:
         fail(str(exc))
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 @cli.command()

@@ -9,9 +9,10 @@ interrupted run never leaves a file that looks finished.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,9 +70,14 @@ def produced_columns(raw: pd.DataFrame, scored: pd.DataFrame) -> list[str]:
     return [c for c in scored.columns if c not in raw.columns or c in SCORE_COLUMNS]
 
 
-def score_chunk(valuer: Valuer, chunk: Chunk) -> tuple[pd.DataFrame, list[str], ScoreSummary]:
-    """Score one chunk: the scored rows, which columns the scorer wrote, and the counts."""
-    scored = score_frame(valuer, chunk.raw)
+def score_chunk(
+    valuer: Valuer, chunk: Chunk, options: Mapping[str, Any] | None = None
+) -> tuple[pd.DataFrame, list[str], ScoreSummary]:
+    """Score one chunk: the scored rows, which columns the scorer wrote, and the counts.
+
+    ``options`` are keyword arguments for :func:`score_frame` (every engine passes them on).
+    """
+    scored = score_frame(valuer, chunk.raw, **(options or {}))
     errors = int((scored[ERROR] != "").sum())
     summary = ScoreSummary(rows=len(scored), scored=len(scored) - errors, errors=errors)
     return scored, produced_columns(chunk.raw, scored), summary
@@ -85,11 +91,13 @@ def score_file(
     out_format: Format | None = None,
     chunk_rows: int = CHUNK_ROWS,
     on_chunk: Callable[[int], None] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> ScoreSummary:
     """Score ``source`` (CSV, gzip CSV or Parquet) into ``target``, chunk by chunk.
 
     The output format is ``out_format``, else ``target``'s extension. ``on_chunk`` is called
-    with the number of rows after each chunk is written (for progress).
+    with the number of rows after each chunk is written (for progress); ``options`` go to
+    :func:`score_frame`.
     """
     fmt = out_format or formats.output_format(target)
     summary = ScoreSummary()
@@ -97,7 +105,7 @@ def score_file(
         for chunk in formats.read_chunks(source, chunk_rows=chunk_rows):
             if writer.parts == 0:
                 data.check_columns(chunk.raw.columns, require_price=False, source=str(source))
-            scored, produced, counts = score_chunk(valuer, chunk)
+            scored, produced, counts = score_chunk(valuer, chunk, options)
             writer.write(chunk, scored, produced)
             summary.add(counts)
             if on_chunk:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -92,13 +92,14 @@ def score_partition(
     typed: bool,
     fmt: Format,
     directory: str | None,
+    options: dict[str, Any],
 ) -> tuple[ScoreSummary, Part | None]:
     """Score one partition on a worker; write it into ``directory``, or return it rendered."""
     if typed:
         chunk = formats.chunk_from_table(pa.Table.from_pandas(part, preserve_index=False))
     else:  # CSV read as strings, in the string dtype the local engine's reader gives
         chunk = Chunk(part.astype(str).reset_index(drop=True))
-    scored, produced, summary = score_chunk(worker_valuer(version), chunk)
+    scored, produced, summary = score_chunk(worker_valuer(version), chunk, options)
     if directory is None:
         return summary, formats.render(chunk, scored, produced, fmt, header=index == 0)
     table = formats.scored_table(chunk, scored, produced)
@@ -172,8 +173,12 @@ def score_dataset(
     single_file: bool = False,
     chunk_rows: int = CHUNK_ROWS,
     on_part: Callable[[int], None] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> ScoreSummary:
-    """Score ``source`` into ``target`` on a Dask cluster (see the module's docstring)."""
+    """Score ``source`` into ``target`` on a Dask cluster (see the module's docstring).
+
+    ``options`` go to :func:`imovsp.batch.score_frame` on the workers.
+    """
     fmt = out_format or formats.output_format(target)
     frame, typed = read_partitions(source, chunk_rows=chunk_rows)
     data.check_columns(frame.columns, require_price=False, source=str(source))
@@ -196,6 +201,7 @@ def score_dataset(
                     typed=typed,
                     fmt=fmt,
                     directory=str(tmp.resolve()) if as_dataset else None,
+                    options=dict(options or {}),
                 )
                 for i, part in enumerate(partitions)
             ]

@@ -255,3 +255,28 @@ def test_score_dask_options_need_the_dask_engine(runner: CliRunner, tmp_path: Pa
     source = write(raw_rows(), tmp_path / "in.csv")
     result = runner.invoke(cli, ["score", str(source), "--scheduler", "tcp://10.0.0.1:8786"])
     assert_one_line_error(result, "--scheduler, --workers and --single-file go with --engine dask")
+
+
+@pytest.mark.parametrize(
+    ("name", "engine", "expected"),
+    [
+        ("a.csv", "local", "a.scored.csv"),
+        ("a.b.csv.gz", "local", "a.b.scored.csv.gz"),
+        ("a.parquet", "local", "a.scored.parquet"),
+        ("a.csv", "dask", "a.scored.parquet"),
+    ],
+)
+def test_default_output_keeps_the_format_or_is_a_dataset_for_dask(
+    tmp_path: Path, name: str, engine: str, expected: str
+) -> None:
+    from imovsp.cli import default_output
+
+    source = write(raw_rows(5), tmp_path / name)
+    assert default_output(source, engine) == tmp_path / expected
+
+
+def test_score_workers_and_scheduler_together_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    source = write(raw_rows(), tmp_path / "in.csv")
+    args = ["--engine", "dask", "--scheduler", "tcp://10.0.0.1:8786", "--workers", "2"]
+    result = runner.invoke(cli, ["score", str(source), *args])
+    assert_one_line_error(result, "--workers sizes the local cluster")

@@ -2,16 +2,16 @@
 .DEFAULT_GOAL := help
 SHELL := bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
-RUN := $(UV) run --locked
+RUN := $(UV) run --locked --all-extras
 
-.PHONY: help install serve train test lint typecheck unit bench clean
+.PHONY: help install serve train test lint typecheck unit bench bench-batch clean
 
 help: ## Show this help
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: ## Create .venv with the locked runtime and dev dependencies
+install: ## Create .venv with the locked runtime and dev dependencies (and every extra)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --locked
+	$(UV) sync --locked --all-extras
 
 serve: install ## Run the valuation service on the current model (trains one first if none)
 	$(RUN) imovsp serve
@@ -33,6 +33,9 @@ test: lint typecheck unit ## Everything CI runs: lint, types, tests
 
 bench: install ## Benchmarks (see docs/benchmarks.md)
 	$(RUN) python benchmarks/core.py
+
+bench-batch: install ## Batch scoring benchmark: 1M rows, both engines (see docs/benchmarks.md)
+	$(RUN) python benchmarks/batch.py
 
 clean: ## Remove caches and the virtualenv (models stay)
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

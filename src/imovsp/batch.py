@@ -1,28 +1,34 @@
 """Score whole files: every input row kept in order, a prediction or an ``error`` for each.
 
-Input is read and written in chunks so memory stays flat whatever the file size; the output is
-written under a temporary name and renamed at the end, so an interrupted run never leaves a
-file that looks complete.
+:func:`score_frame` scores one chunk of raw rows; every engine calls it, whether it runs here
+(:func:`score_file`, which streams a file chunk by chunk so memory stays flat whatever the file
+size) or on a Dask cluster (``imovsp.batch_dask``). Reading and writing CSV, gzip CSV and
+Parquet is :mod:`imovsp.formats`' job; outputs are renamed into place only when complete, so an
+interrupted run never leaves a file that looks finished.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from imovsp import data
+from imovsp import data, formats
 from imovsp.data import DataError
+from imovsp.formats import Chunk, Format
 from imovsp.ranges import DEFAULT_LEVEL
 from imovsp.valuer import Valuer
 
 PREDICTED = "predicted_price"
 LOW, HIGH = "price_low", "price_high"
 ERROR = "error"
+# Every column the scorer writes (ranges once the model has them). An input that already has
+# one, e.g. a file scored before, gets it replaced.
+SCORE_COLUMNS = (PREDICTED, "price_low", "price_high", ERROR)
 CHUNK_ROWS = 100_000
 
 
@@ -31,6 +37,11 @@ class ScoreSummary:
     rows: int = 0
     scored: int = 0
     errors: int = 0
+
+    def add(self, other: ScoreSummary) -> None:
+        self.rows += other.rows
+        self.scored += other.scored
+        self.errors += other.errors
 
 
 def score_frame(valuer: Valuer, raw: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
@@ -60,12 +71,22 @@ def score_frame(valuer: Valuer, raw: pd.DataFrame, *, level: float = DEFAULT_LEV
     return out
 
 
-def _chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    try:
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows)
-        yield from reader
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"cannot read {path} as a listings CSV: {exc}") from exc
+def produced_columns(raw: pd.DataFrame, scored: pd.DataFrame) -> list[str]:
+    """The columns of ``scored`` that the scorer wrote (the rest are the input's)."""
+    return [c for c in scored.columns if c not in raw.columns or c in SCORE_COLUMNS]
+
+
+def score_chunk(
+    valuer: Valuer, chunk: Chunk, options: Mapping[str, Any] | None = None
+) -> tuple[pd.DataFrame, list[str], ScoreSummary]:
+    """Score one chunk: the scored rows, which columns the scorer wrote, and the counts.
+
+    ``options`` are keyword arguments for :func:`score_frame` (every engine passes them on).
+    """
+    scored = score_frame(valuer, chunk.raw, **(options or {}))
+    errors = int((scored[ERROR] != "").sum())
+    summary = ScoreSummary(rows=len(scored), scored=len(scored) - errors, errors=errors)
+    return scored, produced_columns(chunk.raw, scored), summary
 
 
 def score_file(
@@ -73,30 +94,28 @@ def score_file(
     source: Path,
     target: Path,
     *,
+    out_format: Format | None = None,
     chunk_rows: int = CHUNK_ROWS,
     on_chunk: Callable[[int], None] | None = None,
-    level: float = DEFAULT_LEVEL,
+    options: Mapping[str, Any] | None = None,
 ) -> ScoreSummary:
-    """Score ``source`` CSV into ``target`` CSV, chunk by chunk."""
-    if not source.is_file():
-        raise DataError(f"input file not found: {source}")
+    """Score ``source`` (CSV, gzip CSV or Parquet) into ``target``, chunk by chunk.
+
+    The output format is ``out_format``, else ``target``'s extension. ``on_chunk`` is called
+    with the number of rows after each chunk is written (for progress); ``options`` go to
+    :func:`score_frame`.
+    """
+    fmt = out_format or formats.output_format(target)
     summary = ScoreSummary()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            for i, chunk in enumerate(_chunks(source, chunk_rows)):
-                if i == 0:
-                    data.check_columns(chunk.columns, require_price=False, source=str(source))
-                scored = score_frame(valuer, chunk, level=level)
-                scored.to_csv(f, index=False, header=i == 0)
-                summary.rows += len(chunk)
-                summary.errors += int((scored[ERROR] != "").sum())
-                if on_chunk:
-                    on_chunk(len(chunk))
+    with formats.atomic_output(target) as tmp, formats.Writer(tmp, fmt) as writer:
+        for chunk in formats.read_chunks(source, chunk_rows=chunk_rows):
+            if writer.parts == 0:
+                data.check_columns(chunk.raw.columns, require_price=False, source=str(source))
+            scored, produced, counts = score_chunk(valuer, chunk, options)
+            writer.write(chunk, scored, produced)
+            summary.add(counts)
+            if on_chunk:
+                on_chunk(len(chunk))
         if summary.rows == 0:
             raise DataError(f"{source} has no rows to score")
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    summary.scored = summary.rows - summary.errors
     return summary

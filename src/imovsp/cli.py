@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from tqdm import tqdm
 
-from imovsp import artifact, data, report, training
+from imovsp import artifact, data, formats, report, training
 from imovsp.artifact import ArtifactError
-from imovsp.batch import score_file
+from imovsp.batch import CHUNK_ROWS, ScoreSummary, score_file
 from imovsp.comparables import MAX_COMPARABLES
 from imovsp.data import DataError
 from imovsp.features import Property, UnknownDistrictError
+from imovsp.formats import Format
 from imovsp.metrics import by_negotiation, format_ranges, format_table
 from imovsp.ranges import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings
@@ -244,35 +246,158 @@ def evaluate(
         click.echo(format_ranges(coverage))
 
 
+def default_output(source: Path, engine: str) -> Path:
+    """``in.csv`` → ``in.scored.csv`` (same format); a Parquet dataset for the Dask engine."""
+    fmt = "parquet" if engine == "dask" else formats.input_format(source)
+    name = source.name
+    for extension in (".csv.gz", ".gz", ".csv", ".parquet", ".pq"):
+        if name.lower().endswith(extension):
+            name = name[: -len(extension)]
+            break
+    return source.with_name(f"{name}.scored.{'csv.gz' if fmt == 'csv.gz' else fmt}")
+
+
+@contextmanager
+def progress(total: int | None, *, enabled: bool | None) -> Iterator[Callable[[int], None] | None]:
+    """A rows/s progress bar on stderr when it is a terminal (or when asked): yields the
+    function that advances it by a number of rows, or ``None`` when there is no bar."""
+    if not (sys.stderr.isatty() if enabled is None else enabled):
+        yield None
+        return
+    with tqdm(
+        total=total, unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True
+    ) as bar:
+
+        def advance(rows: int) -> None:
+            bar.update(rows)
+
+        yield advance
+
+
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Output CSV (default: SOURCE with .scored.csv).",
+    help="Output file (default: SOURCE with .scored and the same format). With --engine dask, "
+    "a Parquet OUT is a partitioned dataset directory unless --single-file.",
+)
+@click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(formats.FORMATS),
+    help="Output format (default: from OUT's extension, CSV when it has none). Input formats "
+    "are recognised from their content.",
 )
 @model_option
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: stream on this machine in constant memory. dask: partitions on a Dask cluster "
+    "(needs the imovsp[dask] extra).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 (default: a local cluster).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Workers of the local Dask cluster (default: one per CPU core).",
+)
+@click.option(
+    "--single-file",
+    is_flag=True,
+    help="With --engine dask: write one Parquet file instead of a partitioned dataset.",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=CHUNK_ROWS,
+    show_default=True,
+    help="Rows per chunk (local engine) or per Dask partition.",
+)
+@click.option(
+    "--progress/--no-progress",
+    "show_progress",
+    default=None,
+    help="Show a progress bar with rows/s (default: only on a terminal).",
+)
 @level_option
 @click.pass_context
 def score(
-    ctx: click.Context, source: Path, output: Path | None, model: Path | None, level: float
+    ctx: click.Context,
+    source: Path,
+    output: Path | None,
+    out_format: Format | None,
+    model: Path | None,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
+    single_file: bool,
+    chunk_rows: int,
+    show_progress: bool | None,
+    level: float,
 ) -> None:
-    """Score a listings CSV: every row kept, plus predicted_price and its range (price_low,
-    price_high), or an error."""
+    """Score a listings file (CSV, gzip CSV or Parquet): every row kept, in order, plus
+    predicted_price and its range (price_low, price_high), or an error."""
     settings = _settings(ctx)
-    target = output or source.with_suffix(".scored.csv")
+    if engine == "local" and (scheduler or workers or single_file):
+        fail("--scheduler, --workers and --single-file go with --engine dask")
+    if scheduler and workers:
+        fail("--workers sizes the local cluster; a --scheduler cluster has its own workers")
     with user_errors():
-        if not source.is_file():
+        if not source.exists():
             fail(f"input file not found: {source}")
+        target = output or default_output(source, engine)
         valuer = load_valuer(settings, model, train_if_missing=True)
         started = time.perf_counter()
-        summary = score_file(valuer, source, target, level=level)
+        with progress(formats.count_rows(source), enabled=show_progress) as advance:
+            if engine == "dask":
+                summary = _score_on_dask(
+                    valuer,
+                    source,
+                    target,
+                    out_format=out_format,
+                    scheduler=scheduler,
+                    workers=workers,
+                    single_file=single_file,
+                    chunk_rows=chunk_rows,
+                    on_part=advance,
+                    options={"level": level},
+                )
+            else:
+                summary = score_file(
+                    valuer,
+                    source,
+                    target,
+                    out_format=out_format,
+                    chunk_rows=chunk_rows,
+                    on_chunk=advance,
+                    options={"level": level},
+                )
     seconds = time.perf_counter() - started
+    rate = summary.rows / seconds if seconds > 0 else 0.0
     say(
         f"scored {summary.scored} of {summary.rows} rows ({summary.errors} with errors) in "
-        f"{seconds:.1f}s with model {valuer.version} → {target}"
+        f"{seconds:.1f}s ({rate:,.0f} rows/s) with model {valuer.version} → {target}"
     )
+
+
+def _score_on_dask(valuer: Valuer, source: Path, target: Path, **options: Any) -> ScoreSummary:
+    """The Dask engine, imported only when asked for (it needs the imovsp[dask] extra)."""
+    try:
+        from imovsp import batch_dask
+    except ImportError as exc:
+        fail(f"--engine dask needs Dask: install imovsp[dask] ({exc})")
+    try:
+        return batch_dask.score_dataset(valuer, source, target, **options)
+    except batch_dask.ClusterError as exc:
+        fail(str(exc))
 
 
 @cli.command()

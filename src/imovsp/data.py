@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,9 @@ def check_columns(columns: Any, *, require_price: bool, source: str = "input") -
         raise DataError(f"{source} is missing required column(s): {', '.join(missing)}")
 
 
+# Both run once per row of every batch, over a few hundred distinct names: cached, they cost
+# a dictionary look-up instead of Unicode normalisation (~15% of batch scoring time).
+@lru_cache(maxsize=4096)
 def normalize_district(name: str) -> str:
     """``'Santana/São Paulo'`` → ``'Santana'``; surrounding spaces removed."""
     name = unicodedata.normalize("NFC", str(name)).strip()
@@ -123,6 +127,7 @@ def normalize_district(name: str) -> str:
     return name
 
 
+@lru_cache(maxsize=4096)
 def fold(name: str) -> str:
     """A key for case- and accent-insensitive matching of district names."""
     decomposed = unicodedata.normalize("NFKD", normalize_district(name))

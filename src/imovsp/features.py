@@ -160,15 +160,27 @@ class NeighbourIndex:
         dist, idx = _drop_self(dist, idx, self_ids)
         out = {}
         for k in NEIGHBOURS:
-            out[f"nn{k}_log_price_m2"] = np.median(self.log_price_m2[idx[:, :k]], axis=1)
+            out[f"nn{k}_log_price_m2"] = median_rows(self.log_price_m2[idx[:, :k]])
             out[f"nn{k}_distance_km"] = dist[:, min(k, dist.shape[1]) - 1]
         points = np.column_stack((xy, log_size * SIZE_WEIGHT_KM))
         sim_dist, sim = _query(self.similar_tree_, points, min(SIMILAR + extra, len(self.xy)))
         sim_dist, sim = _drop_self(sim_dist, sim, self_ids)
-        out[f"similar{SIMILAR}_log_price_m2"] = np.median(self.log_price_m2[sim], axis=1)
+        out[f"similar{SIMILAR}_log_price_m2"] = median_rows(self.log_price_m2[sim])
         out["similar1_log_price_m2"] = self.log_price_m2[sim[:, 0]]
         out["similar1_distance"] = sim_dist[:, 0]
         return out
+
+
+def median_rows(values: np.ndarray) -> np.ndarray:
+    """The median of each row: ``np.median(values, axis=1)`` to the bit, at a fraction of its
+    cost on the small arrays of the single-property path (where np.median's overhead dominates).
+    """
+    k = values.shape[1]
+    half = k // 2
+    if k % 2:
+        return np.partition(values, half, axis=1)[:, half]
+    middle = np.partition(values, (half - 1, half), axis=1)
+    return (middle[:, half - 1] + middle[:, half]) / 2
 
 
 def _query(tree: cKDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -328,14 +340,17 @@ class FeatureBuilder:
             "district": codes.astype(np.float64),
             **local,
         }
-        return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in FEATURES])
+        out = np.empty((len(size), len(FEATURES)), dtype=np.float64)
+        for j, name in enumerate(FEATURES):
+            out[:, j] = columns[name]
+        return out
 
     def _other_market(self, negotiation: str, xy: np.ndarray) -> np.ndarray:
         other = [index for n, index in self.neighbours_.items() if n != negotiation]
         if not other:
             return np.full(len(xy), np.nan)
         _, idx = _query(other[0].tree_, xy, min(OTHER, len(other[0].xy)))
-        return np.asarray(np.median(other[0].log_price_m2[idx], axis=1), dtype=np.float64)
+        return median_rows(other[0].log_price_m2[idx])
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """What the artifact keeps: JSON-able metadata and numeric arrays (no pickle)."""

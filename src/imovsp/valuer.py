@@ -19,6 +19,7 @@ from imovsp import artifact, data
 from imovsp.artifact import Artifact, ArtifactError
 from imovsp.data import DataReport
 from imovsp.features import FeatureBuilder, Property, frame_columns
+from imovsp.single_row import SingleRowPredictor
 from imovsp.training import TrainResult
 
 
@@ -84,6 +85,7 @@ class Valuer:
         self.scale = {n: float(metadata["params"][n]["scale"]) for n in self.boosters}
         self.path: Path | None = None  # the model directory, once saved or loaded
         self.load_seconds: float | None = None
+        self._single_row: dict[str, SingleRowPredictor] = {}
 
     @property
     def version(self) -> str:
@@ -169,10 +171,16 @@ class Valuer:
 
     def predict_one(self, prop: Property) -> float:
         """The price of one property (sale price, or monthly rent), in BRL."""
-        prop = self.resolve(prop)
-        x = self.builder.matrix(prop.columns(), negotiation=prop.negotiation)
-        log_price = self.boosters[prop.negotiation].predict(x, num_threads=1)[0]
-        return self.scale[prop.negotiation] * float(np.exp(log_price))
+        return self._predict_resolved(self.resolve(prop))
+
+    def _predict_resolved(self, prop: Property) -> float:
+        negotiation = prop.negotiation
+        x = self.builder.matrix(prop.columns(), negotiation=negotiation)
+        predictor = self._single_row.get(negotiation)
+        if predictor is None:  # set up on first use: training never needs it
+            predictor = SingleRowPredictor(self.boosters[negotiation], x.shape[1])
+            self._single_row[negotiation] = predictor
+        return self.scale[negotiation] * float(np.exp(predictor.predict(x)))
 
     def value(self, prop: Property, *, defaulted: tuple[str, ...] = ()) -> Valuation:
         """Value one property: the price, its price per m² against the district's median.
@@ -181,7 +189,7 @@ class Valuer:
         :meth:`FeatureBuilder.complete`), to be reported back.
         """
         prop = self.resolve(prop)
-        price = self.predict_one(prop)
+        price = self._predict_resolved(prop)
         return Valuation(
             property=prop,
             price=price,

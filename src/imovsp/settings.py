@@ -55,7 +55,23 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds that requests in flight get to finish after SIGTERM.",
     )
+    worker_timeout: int = Field(
+        60,
+        ge=1,
+        description=(
+            "Seconds a worker may take to start, or to answer the supervisor's health check, "
+            "before it is replaced (workers import the scientific stack and load the model)."
+        ),
+    )
     access_log: bool = Field(True, description="Write one JSON line per request to stdout.")
+
+
+def variable_names(field: str) -> str:
+    """The environment variable(s) that set a field, as a message would name them."""
+    info = Settings.model_fields.get(field.lower().removeprefix("imovsp_"))
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        return " or ".join(str(c) for c in info.validation_alias.choices)
+    return f"IMOVSP_{field.upper().removeprefix('IMOVSP_')}"
 
 
 @lru_cache

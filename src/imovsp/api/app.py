@@ -6,12 +6,15 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
+from typing import Any
 
 from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
 
 from imovsp import artifact
 from imovsp.api import errors, legacy, ops, routes, telemetry
 from imovsp.api.render import Valuing
+from imovsp.api.schemas import BatchIn, PropertyIn
 from imovsp.settings import Settings, get_settings
 from imovsp.valuer import Valuer
 
@@ -43,6 +46,23 @@ def load_model(settings: Settings) -> Valuer:
             "trains one first"
         )
     return Valuer.load(path)
+
+
+def _with_request_schemas(app: FastAPI) -> None:
+    """Put the request bodies that the valuation routes read themselves (see :mod:`deps`)
+    into the OpenAPI components their documentation refers to."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        _, defs = models_json_schema(
+            [(PropertyIn, "validation"), (BatchIn, "validation")],
+            ref_template="#/components/schemas/{model}",
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _version() -> str:
@@ -92,4 +112,5 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     app.include_router(legacy.router)
     app.include_router(ops.router)
     app.add_middleware(telemetry.Observe, max_body_bytes=settings.max_body_bytes)
+    _with_request_schemas(app)
     return app

@@ -1,31 +1,47 @@
-"""Dependencies of the routes, as ``Annotated`` aliases."""
+"""What routes take from a request: dependencies as ``Annotated`` aliases, and the readers
+that the valuation routes use instead of FastAPI's parameter machinery.
+
+The two valuation routes are the hot path. FastAPI's dependency solving and body handling
+cost them more than the valuation itself, so they take the bare ``Request`` and read it here:
+the body goes straight from bytes through pydantic's JSON validator, and the options from the
+query string through one small model. The errors are FastAPI's own ``RequestValidationError``,
+so every route answers bad input the same way.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
-from imovsp.api.render import DEFAULT_LEVEL, Options, Valuing
+from imovsp.api.render import Valuing
+from imovsp.api.schemas import OptionsIn
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 
-JSON_TYPES = ("application/json",)
+Model = TypeVar("Model", bound=BaseModel)
+NO_OPTIONS = OptionsIn()
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_valuer(request: Request) -> Valuer:
+async def get_valuer(request: Request) -> Valuer:
     valuer: Valuer = request.app.state.valuer
     return valuer
 
 
-def get_valuing(request: Request) -> Valuing:
-    valuing: Valuing = request.app.state.valuing
-    return valuing
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ValuerDep = Annotated[Valuer, Depends(get_valuer)]
+
+
+def valuing(request: Request) -> Valuing:
+    served: Valuing = request.app.state.valuing
+    return served
 
 
 def request_id(request: Request) -> str:
@@ -34,44 +50,36 @@ def request_id(request: Request) -> str:
     return rid
 
 
-def require_json(request: Request) -> None:
-    """Refuse (415) a body that is not declared as JSON."""
+def _invalid(exc: ValidationError, where: str) -> RequestValidationError:
+    errors: list[Any] = [
+        {**e, "loc": (where, *e["loc"])} for e in exc.errors(include_url=False, include_input=False)
+    ]
+    return RequestValidationError(errors)
+
+
+async def read_json(request: Request, model: type[Model]) -> Model:
+    """The body as ``model``: 415 unless declared JSON, 400 if malformed, 422 if invalid."""
     declared = request.headers.get("content-type")
     media = (declared or "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         shown = repr(declared) if declared else "none"
         raise HTTPException(
-            415,
-            f"send the body as JSON with Content-Type: application/json (got {shown})",
+            415, f"send the body as JSON with Content-Type: application/json (got {shown})"
         )
+    raw = await request.body()
+    if not raw.strip():
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "empty"}])
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _invalid(exc, "body") from None
 
 
-def get_options(
-    level: Annotated[
-        float | None,
-        Query(
-            ge=0.5,
-            le=0.95,
-            allow_inf_nan=False,
-            description=(
-                f"Coverage of the price range, {DEFAULT_LEVEL} when omitted: the share of "
-                "similar apartments whose price falls within [price_low, price_high]."
-            ),
-        ),
-    ] = None,
-    explain: Annotated[
-        bool, Query(description="Add `reasons`: what moved the price from the typical flat.")
-    ] = False,
-    comparables: Annotated[
-        int, Query(ge=0, le=20, description="Add this many similar listings as `comparables`.")
-    ] = 0,
-) -> Options:
-    return Options(level=level, explain=explain, comparables=comparables)
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-ValuerDep = Annotated[Valuer, Depends(get_valuer)]
-ValuingDep = Annotated[Valuing, Depends(get_valuing)]
-RequestId = Annotated[str, Depends(request_id)]
-OptionsDep = Annotated[Options, Depends(get_options)]
-JsonBody = Depends(require_json)
+def read_options(request: Request) -> OptionsIn:
+    """The valuation options in the query string (422 for unknown or out-of-range ones)."""
+    if not request.scope["query_string"]:
+        return NO_OPTIONS
+    try:
+        return OptionsIn.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise _invalid(exc, "query") from None

@@ -67,10 +67,11 @@ def field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _validation_detail(errors: list[dict[str, Any]], raw: Sequence[Any]) -> str:
     first = raw[0]
-    if first["type"] == "missing" and tuple(first["loc"]) == ("body",):
-        return "the request body is empty: send a JSON object"
-    if first["type"] in ("model_attributes_type", "dict_type") and len(first["loc"]) == 1:
-        return "the request body must be a JSON object"
+    if tuple(first["loc"]) == ("body",):
+        if first["type"] == "missing":
+            return "the request body is empty: send a JSON object"
+        if first["type"] in ("model_type", "model_attributes_type", "dict_type"):
+            return "the request body must be a JSON object"
     listed = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:MAX_LISTED])
     more = len(errors) - MAX_LISTED
     return listed + (f" (and {more} more)" if more > 0 else "")
@@ -82,8 +83,7 @@ async def validation_error(request: Request, exc: Exception) -> Response:
     decode = next((e for e in raw if e["type"] == "json_invalid"), None)
     if decode is not None:
         reason = decode.get("ctx", {}).get("error", "not valid JSON")
-        position = decode["loc"][-1]
-        return error_response(request, 400, f"malformed JSON: {reason} (at character {position})")
+        return error_response(request, 400, f"malformed JSON: {reason}")
     errors = field_errors(raw)
     return error_response(request, 422, _validation_detail(errors, raw), errors=errors)
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from imovsp.api import telemetry
-from imovsp.api.deps import ValuingDep
+from imovsp.api.deps import valuing
 from imovsp.api.errors import PropertyError, error_response, field_errors
 from imovsp.api.routes import ERRORS, JSONBytes
 from imovsp.api.schemas import PropertyIn, SeedPrediction
@@ -135,7 +135,7 @@ def _reject_constant(name: str) -> None:
     openapi_extra={"requestBody": BODY_DOC},
     summary="The old deployment's endpoint",
 )
-async def seed_valuation(request: Request, valuing: ValuingDep) -> Response:
+async def seed_valuation(request: Request) -> Response:
     """Compatibility: the old 111-key one-hot body in, `{"Previsao do valor R$ ": price}` out.
 
     Like the old app, the body is read as JSON whatever its Content-Type.
@@ -149,7 +149,7 @@ async def seed_valuation(request: Request, valuing: ValuingDep) -> Response:
         return error_response(request, 400, f"malformed JSON: {exc}")
     try:
         item = PropertyIn.model_validate(parse_seed_body(body))
-        valuation = valuing.value(item, {})
+        valuation = valuing(request).value(item, {})
     except SeedBodyError as exc:
         return error_response(request, 422, str(exc))
     except ValidationError as exc:

@@ -7,15 +7,14 @@ than building response models, and the tests check every shape against the schem
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-from imovsp.api.schemas import PropertyIn
+from imovsp.api.schemas import DEFAULT_LEVEL, OptionsIn, PropertyIn
 from imovsp.valuer import Valuation, Valuer
 
 # Options of Valuer.value that the API passes through once the Valuer takes them.
 OPTIONS = ("level", "explain", "comparables")
-DEFAULT_LEVEL = 0.8
 UNSUPPORTED = {
     "level": "level: ranges are not available from this model server yet; price_low and "
     "price_high stay null",
@@ -23,26 +22,6 @@ UNSUPPORTED = {
     "comparables": "comparables: comparable listings are not available from this model server "
     "yet; comparables stays null",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """What a client asked for beyond the price (query parameters)."""
-
-    level: float | None = None
-    explain: bool = False
-    comparables: int = 0
-
-    def asked(self) -> tuple[str, ...]:
-        return tuple(
-            name
-            for name, on in (
-                ("level", self.level is not None),
-                ("explain", self.explain),
-                ("comparables", self.comparables > 0),
-            )
-            if on
-        )
 
 
 def supported_options(valuer: Valuer) -> frozenset[str]:
@@ -58,7 +37,7 @@ class Valuing:
         self.valuer = valuer
         self.supported = supported_options(valuer)
 
-    def arguments(self, options: Options) -> tuple[dict[str, Any], list[str]]:
+    def arguments(self, options: OptionsIn) -> tuple[dict[str, Any], list[str]]:
         """Keyword arguments for ``Valuer.value``, and notes on options it cannot honour."""
         kwargs: dict[str, Any] = {}
         if "level" in self.supported:

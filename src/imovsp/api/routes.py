@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from imovsp import data
 from imovsp.api import telemetry
-from imovsp.api.deps import JsonBody, OptionsDep, RequestId, SettingsDep, ValuerDep, ValuingDep
+from imovsp.api.deps import SettingsDep, ValuerDep, read_json, read_options, request_id, valuing
 from imovsp.api.errors import PropertyError
 from imovsp.api.render import Valuing, valuation_dict
 from imovsp.api.schemas import (
@@ -20,6 +21,7 @@ from imovsp.api.schemas import (
     DistrictsOut,
     ErrorOut,
     ModelCard,
+    OptionsIn,
     PropertyIn,
     ValuationOut,
 )
@@ -47,26 +49,48 @@ class JSONBytes(Response):
         return orjson.dumps(content)
 
 
+def documented(body: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a route that reads its body and options itself (see :mod:`deps`)."""
+    options = OptionsIn.model_json_schema()["properties"]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}
+            },
+        },
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": schema.pop("description"),
+                "schema": schema,
+            }
+            for name, schema in options.items()
+        ],
+    }
+
+
 @router.post(
     "/valuations",
     response_model=ValuationOut,
     responses=ERRORS,
-    dependencies=[JsonBody],
+    openapi_extra=documented(PropertyIn),
     summary="Value one property",
 )
-async def create_valuation(
-    item: PropertyIn, valuing: ValuingDep, options: OptionsDep, rid: RequestId
-) -> Response:
+async def create_valuation(request: Request) -> Response:
     """The price of one apartment (sale price, or monthly rent), with what was assumed."""
-    kwargs, notes = valuing.arguments(options)
-    # Computed on the event loop: a valuation takes well under a millisecond, less than the
-    # hop to a worker thread would.
+    item = await read_json(request, PropertyIn)
+    served = valuing(request)
+    kwargs, notes = served.arguments(read_options(request))
+    # Computed on the event loop: a valuation takes less time than a hop to a thread would.
     try:
-        valuation = valuing.value(item, kwargs)
+        valuation = served.value(item, kwargs)
     except ValueError as exc:
         raise PropertyError.from_value_error(exc) from None
     telemetry.record_valuations({valuation.property.negotiation: 1})
-    return JSONBytes(valuation_dict(valuation, request_id=rid, notes=notes))
+    return JSONBytes(valuation_dict(valuation, request_id=request_id(request), notes=notes))
 
 
 def _value_batch(
@@ -99,25 +123,23 @@ def _value_batch(
     "/valuations/batch",
     response_model=BatchOut,
     responses=ERRORS,
-    dependencies=[JsonBody],
+    openapi_extra=documented(BatchIn),
     summary="Value several properties",
 )
-async def create_batch(
-    batch: BatchIn,
-    valuing: ValuingDep,
-    options: OptionsDep,
-    settings: SettingsDep,
-    rid: RequestId,
-) -> Response:
+async def create_batch(request: Request, settings: SettingsDep) -> Response:
     """Value each item; an item the model cannot value gets an `error` instead, in place."""
+    batch = await read_json(request, BatchIn)
     n, limit = len(batch.items), settings.batch_max_items
     if n == 0:
         raise HTTPException(422, "items is empty: send at least one property")
     if n > limit:
         raise HTTPException(422, f"items holds {n:,} properties; the limit is {limit:,}")
-    kwargs, notes = valuing.arguments(options)
+    served = valuing(request)
+    kwargs, notes = served.arguments(read_options(request))
     # A large batch takes a while: off the event loop, so other requests keep flowing.
-    body = await run_in_threadpool(_value_batch, valuing, batch.items, kwargs, rid=rid, notes=notes)
+    body = await run_in_threadpool(
+        _value_batch, served, batch.items, kwargs, rid=request_id(request), notes=notes
+    )
     return JSONBytes(body)
 
 

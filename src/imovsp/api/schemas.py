@@ -102,6 +102,36 @@ class PropertyIn(Strict):
     )
 
 
+DEFAULT_LEVEL = 0.8
+
+
+class OptionsIn(Strict):
+    """What to add to a valuation, as query parameters."""
+
+    level: float | None = Field(
+        None,
+        ge=0.5,
+        le=0.95,
+        description=(
+            f"Coverage of the price range, {DEFAULT_LEVEL} when omitted: the share of similar "
+            "apartments whose price falls within [price_low, price_high]."
+        ),
+    )
+    explain: bool = Field(False, description="Add `reasons`: what moved the price.")
+    comparables: int = Field(
+        0, ge=0, le=20, description="Add this many similar listings as `comparables`."
+    )
+
+    def asked(self) -> tuple[str, ...]:
+        """The options set to something beyond the plain price."""
+        wanted = {
+            "level": self.level is not None,
+            "explain": self.explain,
+            "comparables": self.comparables > 0,
+        }
+        return tuple(name for name, on in wanted.items() if on)
+
+
 class BatchIn(Strict):
     """Several properties valued in one request."""
 

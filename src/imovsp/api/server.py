@@ -1,0 +1,81 @@
+"""Run the API under uvicorn: one process, or a supervisor with several workers.
+
+uvicorn (with uvloop and httptools) serves the app directly; with ``workers > 1`` its
+supervisor binds the socket once, spawns the workers, restarts any that die, and on SIGTERM
+passes the signal on and waits: each worker stops accepting, lets the requests in flight finish
+(up to ``graceful_timeout`` seconds) and exits. ``benchmarks/api.py`` measures this stack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from imovsp.settings import Settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "imovsp.api.telemetry.JsonLines"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        }
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": [], "propagate": False},  # imovsp.access replaces it
+        "imovsp": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def prepare_metrics_dir() -> Path | None:
+    """A clean directory for the workers' metric files, put in the environment before any
+    worker (or this process) imports prometheus_client. Returns it if it was made here."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):  # counts from an earlier run
+            stale.unlink()
+        return None
+    made = Path(tempfile.mkdtemp(prefix="imovsp-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(made)
+    return made
+
+
+def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) -> None:
+    """Serve the model in directory ``model`` until SIGTERM or SIGINT."""
+    # Workers load exactly this version, even if CURRENT moves while they (re)start.
+    os.environ["IMOVSP_MODEL"] = str(model.resolve())
+    made = prepare_metrics_dir()
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": LOG_CONFIG,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": settings.graceful_timeout,
+        "timeout_worker_healthcheck": settings.worker_timeout,
+    }
+    try:
+        if workers == 1:
+            from imovsp.api.app import create_app  # after the metrics directory is set
+
+            uvicorn.run(create_app(settings.model_copy(update={"model": model})), **common)
+        else:  # each worker builds the app with create_app() and loads its own model
+            uvicorn.run("imovsp.api:create_app", factory=True, workers=workers, **common)
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)

@@ -74,17 +74,23 @@ def test_valuation_matches_the_valuer_and_lists_defaulted_fields(
     prop, defaulted = valuer.builder.complete(**{**SANTANA})
     expected = valuer.predict_one(prop)
     assert body.price == round(expected, -3)
-    assert body.negotiation == "sale" and body.district == "Santana" and not body.per_month
-    assert body.defaulted == defaulted == [
-        "toilets",
-        "suites",
-        "parking",
-        "condo_fee",
-        "elevator",
-        "furnished",
-        "swimming_pool",
-        "new",
-    ]
+    assert body.negotiation == "sale"
+    assert body.district == "Santana"
+    assert not body.per_month
+    assert (
+        body.defaulted
+        == defaulted
+        == [
+            "toilets",
+            "suites",
+            "parking",
+            "condo_fee",
+            "elevator",
+            "furnished",
+            "swimming_pool",
+            "new",
+        ]
+    )
     assert body.property.rooms == 4  # given, kept
     assert body.property.toilets == valuer.builder.typical(130)["toilets"]
     assert body.location_estimated is True
@@ -98,8 +104,7 @@ def test_valuation_with_every_field_defaults_nothing(client: TestClient, valuer:
     response = value(client, FULL)
     assert response.status_code == 200, response.text
     body = ValuationOut.model_validate(response.json())
-    given = {k: v for k, v in FULL.items()}
-    expected = valuer.predict_one(Property(**given))
+    expected = valuer.predict_one(Property(**FULL))
     assert body.price == round(expected, -1)  # rents are rounded to R$ 10
     assert body.per_month is True
     assert body.defaulted == []
@@ -125,7 +130,8 @@ def test_negotiation_is_case_insensitive(client: TestClient) -> None:
 def test_range_reasons_and_comparables_fields_are_present_and_null(client: TestClient) -> None:
     body = value(client, SANTANA).json()
     for name in ("price_low", "price_high", "level", "reasons", "comparables", "baseline"):
-        assert name in body and body[name] is None
+        assert name in body
+        assert body[name] is None
     assert body["notes"] == []
 
 
@@ -189,9 +195,7 @@ def test_options_pass_through_to_a_valuer_that_takes_them(
 ) -> None:
     _WithOptions.seen.clear()
     with _client_with(_WithOptions, valuer, settings) as c:
-        response = c.post(
-            "/v1/valuations?level=0.9&explain=true&comparables=5", json=SANTANA
-        )
+        response = c.post("/v1/valuations?level=0.9&explain=true&comparables=5", json=SANTANA)
         assert response.status_code == 200, response.text
         assert response.json()["notes"] == []
         assert c.post("/v1/valuations", json=SANTANA).status_code == 200
@@ -210,7 +214,9 @@ def test_options_a_valuer_cannot_honour_are_noted_not_faked(
     body = response.json()
     assert [n.split(":")[0] for n in body["notes"]] == ["level", "explain", "comparables"]
     assert "not available" in body["notes"][0]
-    assert body["price_low"] is None and body["reasons"] is None and body["comparables"] is None
+    assert body["price_low"] is None
+    assert body["reasons"] is None
+    assert body["comparables"] is None
 
 
 @pytest.mark.parametrize(
@@ -283,7 +289,7 @@ def test_missing_required_fields_are_all_named(client: TestClient) -> None:
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_422(client: TestClient, token: str) -> None:
-    raw = '{"negotiation": "sale", "district": "Santana", "size_m2": %s}' % token
+    raw = f'{{"negotiation": "sale", "district": "Santana", "size_m2": {token}}}'
     response = client.post(
         "/v1/valuations", content=raw, headers={"content-type": "application/json"}
     )
@@ -292,7 +298,9 @@ def test_nan_and_infinity_are_422(client: TestClient, token: str) -> None:
 
 def test_malformed_json_is_400(client: TestClient) -> None:
     response = client.post(
-        "/v1/valuations", content=b'{"negotiation": "sale",', headers={"content-type": "application/json"}
+        "/v1/valuations",
+        content=b'{"negotiation": "sale",',
+        headers={"content-type": "application/json"},
     )
     assert_error(response, 400, "malformed JSON: EOF while parsing a value at line 1 column 23")
 
@@ -325,7 +333,7 @@ def test_wrong_content_type_is_415(client: TestClient, content_type: str, shown:
 
 def test_missing_content_type_is_415(client: TestClient) -> None:
     response = client.post("/v1/valuations", content=json.dumps(SANTANA).encode())
-    assert_error(response, 415, "send the body as JSON with Content-Type: application/json (got none)")
+    assert_error(response, 415, "as JSON with Content-Type: application/json (got none)")
 
 
 def test_body_over_the_limit_is_413(client: TestClient) -> None:
@@ -373,11 +381,13 @@ def test_batch_values_each_item_in_order_and_reports_bad_ones_in_place(
     assert (body.count, body.valued, body.errors) == (3, 2, 1)
     assert [i.index for i in body.items] == [0, 1, 2]
     first, bad, last = body.items
-    assert first.valuation is not None and last.valuation is not None
+    assert first.valuation is not None
+    assert last.valuation is not None
     single = value(client, SANTANA).json()
     assert first.valuation.price == single["price"]
     assert last.valuation.negotiation == "rent"
-    assert bad.valuation is None and bad.error is not None
+    assert bad.valuation is None
+    assert bad.error is not None
     assert bad.error.startswith("unknown district 'Atlantis'")
     assert body.request_id == response.headers["x-request-id"]
     assert first.valuation.request_id == body.request_id

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imovsp import data
-from imovsp.features import frame_columns, median_rows
+from imovsp.features import Property, frame_columns, median_rows
 from imovsp.single_row import SingleRowPredictor
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
@@ -58,3 +58,34 @@ def test_predict_one_equals_predict_frame(valuer: Valuer) -> None:
             longitude=None if np.isnan(cols["longitude"][i]) else cols["longitude"][i],
         )[0]
         assert valuer.predict_one(prop) == batch[i]
+
+
+def test_feature_row_equals_the_matrix_row_to_the_bit(valuer: Valuer) -> None:
+    raw = synthetic_listings(150, seed=12).astype(str)
+    raw.loc[::4, "Condo"] = "0"  # unknown condo fees
+    frame = data.validate(raw, require_price=False).frame
+    cols = frame_columns(frame)
+    assert np.isnan(cols["latitude"]).any()  # some locations estimated from the district
+    for negotiation in data.NEGOTIATIONS:
+        m = cols["negotiation"] == negotiation
+        sub = {k: v[m] for k, v in cols.items()}
+        sub["district"] = np.array([valuer.builder.resolve_district(d) for d in sub["district"]])
+        batch = valuer.builder.matrix(sub, negotiation=negotiation)
+        for i in range(len(batch)):
+            prop = Property(
+                negotiation=negotiation,
+                district=sub["district"][i],
+                size_m2=float(sub["size_m2"][i]),
+                rooms=int(sub["rooms"][i]),
+                toilets=int(sub["toilets"][i]),
+                suites=int(sub["suites"][i]),
+                parking=int(sub["parking"][i]),
+                condo_fee=float(sub["condo_fee"][i]),
+                elevator=bool(sub["elevator"][i]),
+                furnished=bool(sub["furnished"][i]),
+                swimming_pool=bool(sub["swimming_pool"][i]),
+                new=bool(sub["new"][i]),
+                latitude=None if np.isnan(sub["latitude"][i]) else float(sub["latitude"][i]),
+                longitude=None if np.isnan(sub["longitude"][i]) else float(sub["longitude"][i]),
+            )
+            np.testing.assert_array_equal(valuer.builder.row(prop), batch[i : i + 1])

@@ -175,7 +175,7 @@ class Valuer:
 
     def _predict_resolved(self, prop: Property) -> float:
         negotiation = prop.negotiation
-        x = self.builder.matrix(prop.columns(), negotiation=negotiation)
+        x = self.builder.row(prop)
         predictor = self._single_row.get(negotiation)
         if predictor is None:  # set up on first use: training never needs it
             predictor = SingleRowPredictor(self.boosters[negotiation], x.shape[1])

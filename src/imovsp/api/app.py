@@ -111,6 +111,10 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     app.include_router(routes.router)
     app.include_router(legacy.router)
     app.include_router(ops.router)
-    app.add_middleware(telemetry.Observe, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        telemetry.Observe,
+        max_body_bytes=settings.max_body_bytes,
+        hot={("POST", "/v1/valuations"): routes.valuations_asgi},
+    )
     _with_request_schemas(app)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -15,6 +15,7 @@ from starlette.responses import Response
 from imovsp.features import UnknownDistrictError
 
 log = logging.getLogger("imovsp.api")
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 MAX_LISTED = 5  # field errors spelled out in ``detail``; all are in ``errors``
 MESSAGES = {
     "extra_forbidden": "unknown field",
@@ -115,8 +116,23 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     return error_response(request, 500, "internal error: it is logged under this request_id")
 
 
+HANDLERS: tuple[tuple[type[Exception], Handler], ...] = (
+    (RequestValidationError, validation_error),
+    (HTTPException, http_error),
+    (PropertyError, property_error),
+)
+
+
+async def respond(request: Request, exc: Exception) -> Response:
+    """The answer to ``exc``, as the app's exception handlers give it (for routes served
+    outside FastAPI's exception middleware)."""
+    for kind, handler in HANDLERS:
+        if isinstance(exc, kind):
+            return await handler(request, exc)
+    return await internal_error(request, exc)
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(PropertyError, property_error)
+    for kind, handler in HANDLERS:
+        app.add_exception_handler(kind, handler)
     app.add_exception_handler(Exception, internal_error)

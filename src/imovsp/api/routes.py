@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from imovsp import data
-from imovsp.api import telemetry
+from imovsp.api import errors, telemetry
 from imovsp.api.deps import SettingsDep, ValuerDep, read_json, read_options, request_id, valuing
 from imovsp.api.errors import PropertyError
 from imovsp.api.render import Valuing, valuation_dict
@@ -91,6 +92,16 @@ async def create_valuation(request: Request) -> Response:
         raise PropertyError.from_value_error(exc) from None
     telemetry.record_valuations({valuation.property.negotiation: 1})
     return JSONBytes(valuation_dict(valuation, request_id=request_id(request), notes=notes))
+
+
+async def valuations_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/valuations`` as a bare ASGI app (see :class:`telemetry.Observe`)."""
+    request = Request(scope, receive)
+    try:
+        response = await create_valuation(request)
+    except Exception as exc:  # answered as the app's exception handlers would
+        response = await errors.respond(request, exc)
+    await response(scope, receive, send)
 
 
 def _value_batch(

@@ -14,6 +14,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -114,16 +115,41 @@ def _json_error(status: int, detail: str, request_id: str) -> tuple[Message, Mes
     return start, {"type": "http.response.body", "body": body}
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_valuation_children: dict[str, Any] = {}
+
+
+def _observe(template: str, method: str, status: int, seconds: float) -> None:
+    key = (template, method if method in METHODS else "OTHER", status)
+    children = _children.get(key)
+    if children is None:  # labels() costs more than the increment itself: done once per key
+        children = _children[key] = (REQUESTS.labels(*key), LATENCY.labels(*key))
+    children[0].inc()
+    children[1].observe(seconds)
+
+
 class Observe:
     """Pure ASGI middleware: request id, body size limit, metrics and the access log.
+
+    ``hot`` maps (method, path) to ASGI apps that answer those requests directly, without
+    FastAPI's routing and dependency layers: the valuation route, whose own work is smaller
+    than theirs. They are FastAPI routes too, so the OpenAPI document describes them.
 
     Written against ASGI directly rather than as ``BaseHTTPMiddleware``, which would cost
     the hot path a task and a stream per request.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        hot: Mapping[tuple[str, str], ASGIApp] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.hot = dict(hot or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -171,14 +197,17 @@ class Observe:
                 for message in _json_error(413, detail, request_id):
                     await send(message)
                 return
-            await self.app(scope, receive_limited, send_with_id)
+            hot = self.hot.get((scope["method"], scope["path"]))
+            if hot is not None:
+                scope["route_template"] = scope["path"]
+                await hot(scope, receive_limited, send_with_id)
+            else:
+                await self.app(scope, receive_limited, send_with_id)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", UNMATCHED)
+            template = scope.get("route_template") or getattr(scope.get("route"), "path", UNMATCHED)
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            REQUESTS.labels(template, method, status).inc()
-            LATENCY.labels(template, method, status).observe(elapsed)
+            _observe(template, method, status, elapsed)
             if not access_logger.disabled:
                 client = scope.get("client")
                 access_logger.info(
@@ -198,7 +227,10 @@ class Observe:
 def record_valuations(counts: dict[str, int]) -> None:
     for negotiation, n in counts.items():
         if n:
-            VALUATIONS.labels(negotiation).inc(n)
+            child = _valuation_children.get(negotiation)
+            if child is None:
+                child = _valuation_children[negotiation] = VALUATIONS.labels(negotiation)
+            child.inc(n)
 
 
 def set_model_info(version: str) -> None:

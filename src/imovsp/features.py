@@ -186,10 +186,10 @@ def median_rows(values: np.ndarray) -> np.ndarray:
 
 def _median_one(values: np.ndarray) -> float:
     """:func:`median_rows` of one short row, in plain Python (the same arithmetic)."""
-    ordered = sorted(values.tolist())
+    ordered: list[float] = sorted(values.tolist())
     half = len(ordered) // 2
     if len(ordered) % 2:
-        return float(ordered[half])
+        return ordered[half]
     return (ordered[half - 1] + ordered[half]) / 2
 
 

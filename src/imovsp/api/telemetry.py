@@ -204,7 +204,9 @@ class Observe:
             else:
                 await self.app(scope, receive_limited, send_with_id)
         finally:
-            template = scope.get("route_template") or getattr(scope.get("route"), "path", UNMATCHED)
+            template = str(
+                scope.get("route_template") or getattr(scope.get("route"), "path", UNMATCHED)
+            )
             elapsed = time.perf_counter() - started
             method = scope["method"]
             _observe(template, method, status, elapsed)

@@ -9,7 +9,7 @@ server: see DESIGN.md):
 1. imovsp: ``imovsp serve`` answering ``POST /v1/valuations`` with a realistic body (the old
    deployment's documented apartment, every field given), access log on as in production;
    then the same with 500 different real listings in turn (``rotating``);
-2. bare: ``benchmarks/bare_asgi.py`` on the same stack (uvicorn, uvloop, httptools);
+2. bare: ``benchmarks/bare_asgi.py`` on the same stack (uvicorn, asyncio loop, httptools);
 3. seed: the old stack, ``../shared/bench/seed_stack/run.sh``, with its documented request.
 
 Then batch throughput (1,000 properties per ``POST /v1/valuations/batch``) and the resident
@@ -240,7 +240,7 @@ def main() -> int:
 
     port = free_port()
     bare = [py, "-m", "uvicorn", "bare_asgi:app", "--app-dir", str(ROOT / "benchmarks")]
-    bare += ["--port", str(port), "--workers", str(args.workers), "--loop", "uvloop"]
+    bare += ["--port", str(port), "--workers", str(args.workers), "--loop", "asyncio"]
     bare += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
     with server(bare, ready=f"http://127.0.0.1:{port}/", env=env, log=logs / "bare.log"):
         results["bare"] = load(f"http://127.0.0.1:{port}/", one, args)

@@ -1,7 +1,7 @@
 """The limit of the server stack: an ASGI app that reads the request and answers a fixed JSON.
 
-Served by ``benchmarks/api.py`` exactly as ``imovsp serve`` serves imovsp (uvicorn, uvloop,
-httptools, the same number of workers), so the gap between the two is imovsp's own work.
+Served by ``benchmarks/api.py`` exactly as ``imovsp serve`` serves imovsp (uvicorn, asyncio
+loop, httptools, the same number of workers), so the gap between the two is imovsp's own work.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,6 +87,10 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
         app.state.valuer = loaded
         app.state.valuing = Valuing(loaded)
         telemetry.set_model_info(loaded.version)
+        # The libraries and the model are here for good: leave them out of every garbage
+        # collection from now on, or full collections walk them and stall requests.
+        gc.collect()
+        gc.freeze()
         telemetry.log_event(
             "model_loaded",
             version=loaded.version,

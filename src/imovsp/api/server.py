@@ -1,9 +1,15 @@
 """Run the API under uvicorn: one process, or a supervisor with several workers.
 
-uvicorn (with uvloop and httptools) serves the app directly; with ``workers > 1`` its
-supervisor binds the socket once, spawns the workers, restarts any that die, and on SIGTERM
-passes the signal on and waits: each worker stops accepting, lets the requests in flight finish
-(up to ``graceful_timeout`` seconds) and exits. ``benchmarks/api.py`` measures this stack.
+uvicorn (httptools parser, asyncio event loop) serves the app directly; with ``workers > 1``
+its supervisor binds the socket once, spawns the workers, restarts any that die, and on
+SIGTERM passes the signal on and waits: each worker stops accepting, lets the requests in
+flight finish (up to ``graceful_timeout`` seconds) and exits. ``benchmarks/api.py`` measures
+this stack.
+
+Why asyncio and not uvloop: uvloop accepts one new connection per turn of the event loop.
+A valuation keeps the loop busy for a while, so under load (256 connections in the benchmark)
+new connections waited seconds in the accept queue and clients timed out; asyncio's loop
+accepts every waiting connection at each turn, and no request timed out.
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
     common: dict[str, Any] = {
         "host": host,
         "port": port,
-        "loop": "uvloop",
+        "loop": "asyncio",
         "http": "httptools",
         "log_config": LOG_CONFIG,
         "access_log": False,

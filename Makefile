@@ -4,7 +4,7 @@ SHELL := bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --locked
 
-.PHONY: help install serve train test lint typecheck unit bench clean
+.PHONY: help install serve train test lint typecheck unit bench bench-api openapi clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ test: lint typecheck unit ## Everything CI runs: lint, types, tests
 
 bench: install ## Benchmarks (see docs/benchmarks.md)
 	$(RUN) python benchmarks/core.py
+
+bench-api: install ## HTTP load test against the bare stack and the old one (needs wrk)
+	$(RUN) python benchmarks/api.py --json /tmp/imovsp-bench-api.json
+
+openapi: install ## Regenerate docs/openapi.json from the app
+	$(RUN) python -m imovsp.api.openapi docs/openapi.json
 
 clean: ## Remove caches and the virtualenv (models stay)
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -208,3 +208,32 @@ def test_seed_request_bad_bodies(client: TestClient, raw: bytes, status: int, de
 
 def test_get_on_the_old_route_is_405(client: TestClient) -> None:
     assert_error(client.get("/"), 405, "method GET is not allowed on /; use POST")
+
+
+def test_openapi_in_docs_is_the_one_served(client: TestClient) -> None:
+    kept = json.loads((Path(__file__).resolve().parents[1] / "docs/openapi.json").read_text())
+    served = client.get("/openapi.json").json()
+    assert kept == served, "regenerate it: make openapi"
+    paths = served["paths"]
+    assert set(paths) == {
+        "/",
+        "/v1/valuations",
+        "/v1/valuations/batch",
+        "/v1/model",
+        "/v1/districts",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    }
+    body = paths["/v1/valuations"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/PropertyIn"}
+    size = served["components"]["schemas"]["PropertyIn"]["properties"]["size_m2"]
+    assert (size["minimum"], size["maximum"]) == (10, 2000)
+    options = [p["name"] for p in paths["/v1/valuations"]["post"]["parameters"]]
+    assert options == ["level", "explain", "comparables"]
+
+
+def test_interactive_docs_are_served(client: TestClient) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert "swagger" in response.text.lower()

@@ -127,12 +127,14 @@ def test_procfile_web_line_serves_valuations_under_honcho(models_dir: Path) -> N
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc)
         status, body, headers = post(f"http://127.0.0.1:{port}/v1/valuations", ITEM)
+        metrics = get(f"http://127.0.0.1:{port}/metrics")
     finally:
         out = stop(proc)
     assert status == 200
     assert body["price"] > 0
     assert body["district"] == "Santana"
     assert f"serving model {body['model_version']} on http://0.0.0.0:{port}" in out
+    assert 'imovsp_valuations_total{negotiation="sale"} 1.0' in metrics
     # The access log line of that request, as JSON, with its request id.
     logged = [json.loads(m) for m in re.findall(r"(\{\"ts\".*\"imovsp.access\".*\})", out)]
     assert any(r["request_id"] == headers["x-request-id"] for r in logged), out

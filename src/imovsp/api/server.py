@@ -15,7 +15,7 @@ accepts every waiting connection at each turn, and no request timed out.
 from __future__ import annotations
 
 import os
-import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,26 +44,29 @@ LOG_CONFIG: dict[str, Any] = {
 }
 
 
-def prepare_metrics_dir() -> Path | None:
+def prepare_metrics_dir(port: int) -> Path:
     """A clean directory for the workers' metric files, put in the environment before any
-    worker (or this process) imports prometheus_client. Returns it if it was made here."""
+    worker (or this process) imports prometheus_client.
+
+    One per port, reused from run to run: uvicorn ends by re-raising SIGTERM, so nothing
+    would be left to remove a directory made for a single run.
+    """
     given = os.environ.get(MULTIPROC_ENV)
-    if given:
-        directory = Path(given)
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):  # counts from an earlier run
-            stale.unlink()
-        return None
-    made = Path(tempfile.mkdtemp(prefix="imovsp-metrics-"))
-    os.environ[MULTIPROC_ENV] = str(made)
-    return made
+    directory = Path(given) if given else Path(tempfile.gettempdir()) / f"imovsp-metrics-{port}"
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):  # counts of an earlier run
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
 
 
 def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) -> None:
     """Serve the model in directory ``model`` until SIGTERM or SIGINT."""
     # Workers load exactly this version, even if CURRENT moves while they (re)start.
     os.environ["IMOVSP_MODEL"] = str(model.resolve())
-    made = prepare_metrics_dir()
+    if "prometheus_client" in sys.modules and not os.environ.get(MULTIPROC_ENV):
+        raise RuntimeError("prometheus_client was imported before its directory was set")
+    prepare_metrics_dir(port)
     common: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -75,13 +78,9 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
         "timeout_graceful_shutdown": settings.graceful_timeout,
         "timeout_worker_healthcheck": settings.worker_timeout,
     }
-    try:
-        if workers == 1:
-            from imovsp.api.app import create_app  # after the metrics directory is set
+    if workers == 1:
+        from imovsp.api.app import create_app  # after the metrics directory is set
 
-            uvicorn.run(create_app(settings.model_copy(update={"model": model})), **common)
-        else:  # each worker builds the app with create_app() and loads its own model
-            uvicorn.run("imovsp.api:create_app", factory=True, workers=workers, **common)
-    finally:
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+        uvicorn.run(create_app(settings.model_copy(update={"model": model})), **common)
+    else:  # each worker builds the app with create_app() and loads its own model
+        uvicorn.run("imovsp.api:create_app", factory=True, workers=workers, **common)

@@ -82,12 +82,13 @@ def stop(proc: subprocess.Popen[str]) -> str:
 
 
 @pytest.fixture
-def serve(models_dir: Path) -> Iterator[Any]:
+def serve(models_dir: Path, tmp_path: Path) -> Iterator[Any]:
     """Start ``imovsp serve`` with some arguments; the processes are stopped at the end."""
     started: list[subprocess.Popen[str]] = []
 
     def start(*args: str, **env: str) -> tuple[subprocess.Popen[str], str]:
         port = free_port()
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"metrics-{port}"), **env}
         proc = subprocess.Popen(
             [str(BIN / "imovsp"), "serve", "--port", str(port), *args],
             env=server_env(models_dir, **env),
@@ -113,12 +114,12 @@ def procfile_command() -> str:
     return web.removeprefix("web:").strip()
 
 
-def test_procfile_web_line_serves_valuations_under_honcho(models_dir: Path) -> None:
+def test_procfile_web_line_serves_valuations_under_honcho(models_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [str(BIN / "honcho"), "start", "-f", str(ROOT / "Procfile"), "-p", str(port), "web"],
         cwd=ROOT,
-        env=server_env(models_dir),
+        env=server_env(models_dir, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics")),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -4,7 +4,7 @@ SHELL := bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --locked --all-extras
 
-.PHONY: help install serve train test lint typecheck unit bench bench-batch clean
+.PHONY: help install serve train test lint typecheck unit bench bench-batch bench-api openapi clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ bench: install ## Benchmarks (see docs/benchmarks.md)
 
 bench-batch: install ## Batch scoring benchmark: 1M rows, both engines (see docs/benchmarks.md)
 	$(RUN) python benchmarks/batch.py
+
+bench-api: install ## HTTP load test against the bare stack and the old one (needs wrk)
+	$(RUN) python benchmarks/api.py --json /tmp/imovsp-bench-api.json
+
+openapi: install ## Regenerate docs/openapi.json from the app
+	$(RUN) python -m imovsp.api.openapi docs/openapi.json
 
 clean: ## Remove caches and the virtualenv (models stay)
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -47,8 +47,10 @@ def main() -> None:
             for n in ("sale", "rent")
         }
     summary["ratio"] = {
-        n: {k: round(summary["imovsp"][n][k] / summary["seed"][n][k], 3)
-            for k in ("mape", "median_ape")}
+        n: {
+            k: round(summary["imovsp"][n][k] / summary["seed"][n][k], 3)
+            for k in ("mape", "median_ape")
+        }
         for n in ("sale", "rent")
     }
     print(json.dumps({"splits": args.splits, **summary}, indent=2))

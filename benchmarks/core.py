@@ -35,8 +35,9 @@ def main() -> None:
     frame, report = data.load_training_data(args.data)
     result = training.train(frame, seed=42)
     train_seconds = time.perf_counter() - started
-    valuer = Valuer.from_training(result, data_sha256=data.file_sha256(args.data),
-                                  data_report=report, source=str(args.data))
+    valuer = Valuer.from_training(
+        result, data_sha256=data.file_sha256(args.data), data_report=report, source=str(args.data)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = valuer.save(Path(tmp))
         size_mb = sum(p.stat().st_size for p in path.iterdir()) / 1e6
@@ -46,8 +47,20 @@ def main() -> None:
             loaded = Valuer.load(path)
             loads.append(time.perf_counter() - t)
 
-    prop = Property("sale", "Santana", 130, 4, 5, 3, 1, condo_fee=1310, elevator=True,
-                    swimming_pool=True, latitude=-23.491423, longitude=-46.620248)
+    prop = Property(
+        "sale",
+        "Santana",
+        130,
+        4,
+        5,
+        3,
+        1,
+        condo_fee=1310,
+        elevator=True,
+        swimming_pool=True,
+        latitude=-23.491423,
+        longitude=-46.620248,
+    )
     for _ in range(100):  # warm-up
         loaded.predict_one(prop)
     single = []
@@ -73,8 +86,12 @@ def main() -> None:
         "test_metrics": result.metrics["test"],
     }
     print(json.dumps(figures, indent=2))
-    limits = {"train_and_evaluate_s": 60, "artifact_mb": 10, "load_s_median": 1,
-              "single_row_ms_median": 0.2}
+    limits = {
+        "train_and_evaluate_s": 60,
+        "artifact_mb": 10,
+        "load_s_median": 1,
+        "single_row_ms_median": 0.2,
+    }
     for key, limit in limits.items():
         print(f"{key:<24} {figures[key]:>10} limit {limit:>6}  ratio {figures[key] / limit:.2f}")
 

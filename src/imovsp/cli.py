@@ -1,4 +1,4 @@
-"""``imovsp``: one command line for training, scoring, inspecting and (later) serving.
+"""``imovsp``: one command line for training, scoring, inspecting and serving.
 
 Commands are thin wrappers over the core. A user's mistake ends with one line on stderr and
 exit code 2, never a traceback.
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from imovsp import artifact, data, formats, report, training
@@ -27,7 +28,7 @@ from imovsp.features import Property, UnknownDistrictError
 from imovsp.formats import Format
 from imovsp.metrics import by_negotiation, format_ranges, format_table
 from imovsp.ranges import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
-from imovsp.settings import Settings, get_settings
+from imovsp.settings import Settings, get_settings, variable_names
 from imovsp.valuer import Valuation, Valuer
 
 USER_ERRORS = (DataError, ArtifactError, UnknownDistrictError, FileNotFoundError)
@@ -137,7 +138,13 @@ def cli(ctx: click.Context) -> None:
 
     Settings come from IMOVSP_* environment variables (see the README).
     """
-    ctx.obj = get_settings()
+    try:
+        ctx.obj = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{variable_names(str(e['loc'][0]))}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        fail(f"bad setting in the environment: {problems}")
 
 
 @cli.command()
@@ -265,7 +272,12 @@ def progress(total: int | None, *, enabled: bool | None) -> Iterator[Callable[[i
         yield None
         return
     with tqdm(
-        total=total, unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True
+        total=total,
+        unit=" rows",
+        unit_scale=True,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0,  # chunks are large: redraw after each one, not on a timer
     ) as bar:
 
         def advance(rows: int) -> None:
@@ -583,6 +595,43 @@ def valuation_lines(valuation: Valuation) -> list[str]:
                 f"{c.parking} parking"
             )
     return lines
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default: IMOVSP_HOST, else 127.0.0.1).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="TCP port (default: IMOVSP_PORT, else PORT, else 8000).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Worker processes (default: IMOVSP_WORKERS, else WEB_CONCURRENCY, else 1).",
+)
+@model_option
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, workers: int | None, model: Path | None
+) -> None:
+    """Run the HTTP API until SIGTERM or Ctrl-C (requests in flight finish first).
+
+    Without a model in the models directory, trains one from IMOVSP_DATA first.
+    Docs at /docs, OpenAPI at /openapi.json.
+    """
+    settings = _settings(ctx)
+    with user_errors():
+        # Loaded here once so that a bad model stops the start with one line, not a traceback
+        # in every worker; the workers load their own copies.
+        path = load_valuer(settings, model, train_if_missing=True).path
+    assert path is not None
+    host = host or settings.host
+    port = port or settings.port
+    workers = workers or settings.workers
+    say(f"serving model {path.name} on http://{host}:{port} with {workers} worker(s)")
+    from imovsp.api.server import run  # the web stack only loads for this command
+
+    run(settings, path, host=host, port=port, workers=workers)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The development setup keeps the data beside the clone, in ../shared (see README).
@@ -15,7 +15,9 @@ DEV_DATA = Path("../shared/data/sp-apartments-2019-dev.csv")
 class Settings(BaseSettings):
     """imovsp's configuration; every field can be set as ``IMOVSP_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="IMOVSP_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="IMOVSP_", extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
 
     data: Path = Field(DEV_DATA, description="Training listings CSV (raw published schema).")
     models_dir: Path = Field(Path("models"), description="Where versioned models are kept.")
@@ -23,6 +25,53 @@ class Settings(BaseSettings):
         None, description="A model directory or version to use instead of the current one."
     )
     seed: int = Field(42, description="Random seed for splits and training.")
+
+    # -- the HTTP service (`imovsp serve`) ---------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `imovsp serve` listens on.")
+    # PaaS platforms (Heroku and the like) say where to listen with PORT and how many
+    # processes to run with WEB_CONCURRENCY; the IMOVSP_ names win when both are set.
+    port: int = Field(
+        8000,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("IMOVSP_PORT", "PORT"),
+        description="TCP port of the HTTP service (also read from PORT).",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("IMOVSP_WORKERS", "WEB_CONCURRENCY"),
+        description="Server processes (also read from WEB_CONCURRENCY).",
+    )
+    batch_max_items: int = Field(
+        1000, ge=1, le=100_000, description="Most properties one batch request may hold."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted, in bytes (else 413)."
+    )
+    graceful_timeout: float = Field(
+        25.0,
+        ge=0,
+        description="Seconds that requests in flight get to finish after SIGTERM.",
+    )
+    worker_timeout: int = Field(
+        60,
+        ge=1,
+        description=(
+            "Seconds a worker may take to start, or to answer the supervisor's health check, "
+            "before it is replaced (workers import the scientific stack and load the model)."
+        ),
+    )
+    access_log: bool = Field(True, description="Write one JSON line per request to stdout.")
+
+
+def variable_names(field: str) -> str:
+    """The environment variable(s) that set a field, as a message would name them."""
+    info = Settings.model_fields.get(field.lower().removeprefix("imovsp_"))
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        return " or ".join(str(c) for c in info.validation_alias.choices)
+    return f"IMOVSP_{field.upper().removeprefix('IMOVSP_')}"
 
 
 @lru_cache

@@ -47,7 +47,7 @@ BASE_PARAMS: dict[str, Any] = {
     "cat_smooth": 10.0,
     "max_cat_to_onehot": 4,
     "verbosity": -1,
-    "num_threads": 2,
+    "num_threads": 1,  # dev machine shared by four: OpenMP threads spin against each other
     "deterministic": True,
     "force_row_wise": True,
 }

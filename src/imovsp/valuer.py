@@ -27,6 +27,7 @@ from imovsp.data import DataReport
 from imovsp.ensemble import Ensemble, member_names
 from imovsp.features import FEATURES, FeatureBuilder, Property
 from imovsp.ranges import DEFAULT_LEVEL, Calibration
+from imovsp.single_row import SingleRowPredictor
 from imovsp.training import TrainResult
 
 XY = [FEATURES.index("x_km"), FEATURES.index("y_km")]
@@ -107,6 +108,7 @@ class Valuer:
         self.listings = dict(listings)  # training listings, for comparables
         self.path: Path | None = None  # the model directory, once saved or loaded
         self.load_seconds: float | None = None
+        self._single_row: dict[str, list[SingleRowPredictor]] = {}
 
     @property
     def version(self) -> str:
@@ -226,13 +228,25 @@ class Valuer:
         return replace(prop, district=self.builder.resolve_district(prop.district))
 
     def _matrix(self, prop: Property) -> np.ndarray:
-        return self.builder.matrix(prop.columns(), negotiation=prop.negotiation)
+        return self.builder.row(prop)
 
     def predict_one(self, prop: Property) -> float:
         """The price of one property (sale price, or monthly rent), in BRL."""
-        prop = self.resolve(prop)
-        log_price = self.boosters[prop.negotiation].predict(self._matrix(prop), num_threads=1)[0]
-        return self.scale[prop.negotiation] * float(np.exp(log_price))
+        return self._predict_resolved(self.resolve(prop))
+
+    def _log_median(self, x: np.ndarray, negotiation: str) -> float:
+        """The ensemble's log-price estimate for one feature row, through LightGBM's
+        single-row C API (set up on first use: training never needs it)."""
+        predictors = self._single_row.get(negotiation)
+        if predictors is None:
+            members = self.boosters[negotiation].members
+            predictors = [SingleRowPredictor(m, x.shape[1]) for m in members]
+            self._single_row[negotiation] = predictors
+        return sum(p.predict(x) for p in predictors) / len(predictors)
+
+    def _predict_resolved(self, prop: Property) -> float:
+        log_median = self._log_median(self._matrix(prop), prop.negotiation)
+        return self.scale[prop.negotiation] * float(np.exp(log_median))
 
     def value(
         self,
@@ -263,7 +277,7 @@ class Valuer:
         prop = self.resolve(prop)
         x = self._matrix(prop)
         n = prop.negotiation
-        log_median = np.asarray(self.boosters[n].predict(x, num_threads=1), dtype=float)
+        log_median = np.array([self._log_median(x, n)])
         price = self.scale[n] * np.exp(log_median)
         calibration = self.calibrations[n]
         low, high = calibration.bounds(

@@ -1,0 +1,308 @@
+"""Load test of the HTTP API against the limit of its server stack and against the old stack.
+
+    uv run python benchmarks/api.py [--duration 15] [--connections 256] [--workers 2]
+
+In one run, one server at a time, each with the same number of workers, each loaded by wrk
+with the same connections (low concurrency on these machines measures a loopback quirk, not the
+server: see DESIGN.md):
+
+1. imovsp: ``imovsp serve`` answering ``POST /v1/valuations`` with a realistic body (the old
+   deployment's documented apartment, every field given), access log on as in production;
+   then the same with 500 different real listings in turn (``rotating``);
+2. bare: ``benchmarks/bare_asgi.py`` on the same stack (uvicorn, asyncio loop, httptools);
+3. seed: the old stack, ``../shared/bench/seed_stack/run.sh``, with its documented request.
+
+wrk's timeout is 30 s for every run (its default, 2 s, drops the slow answers from the latency
+figures: the old stack's p99 could not be measured at all). Then batch throughput (1,000
+properties per ``POST /v1/valuations/batch``) and the resident
+memory of each imovsp worker. Prints a table, checks the floors of issue 3, writes the figures
+as JSON (``--json``). Needs ``wrk`` (Debian package ``wrk``). Exit code 1 if a floor is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT / ".." / "shared"
+SEED_STACK = SHARED / "bench" / "seed_stack" / "run.sh"
+SEED_REQUEST = SHARED / "examples" / "seed-request.json"
+DATA = SHARED / "data" / "sp-apartments-2019-dev.csv"
+# The seed request's apartment in the new schema: every field given, as a client would.
+REALISTIC = {
+    "negotiation": "sale",
+    "district": "Santana",
+    "size_m2": 130,
+    "rooms": 4,
+    "toilets": 5,
+    "suites": 3,
+    "parking": 1,
+    "condo_fee": 1310,
+    "elevator": True,
+    "furnished": False,
+    "swimming_pool": True,
+    "new": False,
+    "latitude": -23.491423,
+    "longitude": -46.620248,
+}
+# wrk script: POST the body (or each of several in turn); print a JSON summary at the end.
+LUA = """
+local bodies = {%(bodies)s}
+local n, i = #bodies, 0
+wrk.method = "POST"
+wrk.path = "%(path)s"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = bodies[1]
+if n > 1 then
+  -- Only when there are several: wrk's per-request function stalled on the old stack,
+  -- which closes the connection after each answer.
+  request = function()
+    i = i %% n + 1
+    return wrk.format(nil, nil, nil, bodies[i])
+  end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\nRESULT {"requests": %%d, "seconds": %%f, "p50_ms": %%f, "p90_ms": %%f, "p99_ms": %%f,'
+    .. ' "max_ms": %%f, "connect": %%d, "read": %%d, "write": %%d, "timeout": %%d,'
+    .. ' "non_2xx": %%d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3,
+    latency:percentile(90) / 1e3, latency:percentile(99) / 1e3, latency.max / 1e3,
+    e.connect, e.read, e.write, e.timeout, e.status))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"no answer from {url} after {timeout:.0f}s")
+
+
+@contextmanager
+def server(cmd: list[str], *, ready: str, env: dict[str, str], log: Path) -> Iterator[int]:
+    """Start ``cmd`` in its own process group; yield its pid once ``ready`` answers."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
+    try:
+        wait_ready(ready, proc)
+        yield proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wrk(
+    url: str,
+    bodies: list[bytes],
+    *,
+    connections: int,
+    seconds: int,
+    threads: int,
+    timeout: int = 30,
+) -> dict[str, Any]:
+    path = "/" + url.split("/", 3)[3]
+    base = url[: len(url) - len(path) + 1]
+    # LuaJIT reads no backslash-u escapes: the bodies go in as UTF-8 text.
+    quoted = ", ".join(json.dumps(b.decode(), ensure_ascii=False) for b in bodies)
+    lua = LUA % {"bodies": quoted, "path": path}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    try:
+        cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout}s"]
+        cmd += ["-s", f.name, base]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    result["rps"] = result["requests"] / result["seconds"]
+    result["errors"] = sum(result[k] for k in ("connect", "read", "write", "timeout", "non_2xx"))
+    return result
+
+
+def load(url: str, bodies: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+    wrk(url, bodies, connections=args.connections, seconds=3, threads=args.threads)  # warm-up
+    return wrk(
+        url, bodies, connections=args.connections, seconds=args.duration, threads=args.threads
+    )
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def workers_of(pid: int) -> list[int]:
+    """uvicorn's worker processes under the supervisor ``pid`` (spawned Python children)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"multiprocessing.spawn" in cmdline and b"resource_tracker" not in cmdline:
+            found.append(int(child))
+    return found
+
+
+def real_bodies(n: int) -> list[bytes]:
+    """``n`` listings of the development data (or synthetic ones) as request bodies."""
+    from imovsp import data
+    from imovsp.synthetic import synthetic_listings
+
+    raw = data.read_listings(DATA) if DATA.is_file() else synthetic_listings(n, seed=1).astype(str)
+    frame = data.validate(raw).frame.sample(n, random_state=0)
+    bodies = []
+    for _, r in frame.iterrows():
+        body: dict[str, Any] = {
+            "negotiation": r[data.NEGOTIATION],
+            "district": r[data.DISTRICT],
+            "size_m2": float(r["Size"]),
+            "rooms": int(r["Rooms"]),
+            "toilets": int(r["Toilets"]),
+            "suites": int(r["Suites"]),
+            "parking": int(r["Parking"]),
+            "condo_fee": float(r["Condo"]),
+            "elevator": bool(r["Elevator"]),
+            "furnished": bool(r["Furnished"]),
+            "swimming_pool": bool(r["Swimming Pool"]),
+            "new": bool(r["New"]),
+        }
+        if r[data.LATITUDE] == r[data.LATITUDE]:  # not NaN
+            body["latitude"], body["longitude"] = float(r[data.LATITUDE]), float(r[data.LONGITUDE])
+        bodies.append(json.dumps(body, ensure_ascii=False).encode())
+    return bodies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds of load per run")
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2, help="server processes per stack")
+    parser.add_argument("--batch-items", type=int, default=1000)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    logs = Path(tempfile.mkdtemp(prefix="imovsp-bench-"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    py = sys.executable
+    results: dict[str, Any] = {"workers": args.workers, "connections": args.connections}
+    one = [json.dumps(REALISTIC).encode()]
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve = [py, "-m", "imovsp", "serve", "--port", str(port), "--workers", str(args.workers)]
+    with server(serve, ready=f"{base}/readyz", env=env, log=logs / "imovsp.log") as pid:
+        results["imovsp"] = load(f"{base}/v1/valuations", one, args)
+        results["imovsp_rotating"] = load(f"{base}/v1/valuations", real_bodies(500), args)
+        items = [json.loads(b) for b in real_bodies(args.batch_items)]
+        batch = json.dumps({"items": items}).encode()
+        batch_run = wrk(
+            f"{base}/v1/valuations/batch",
+            [batch],
+            connections=args.workers * 2,
+            seconds=args.duration,
+            threads=1,
+        )
+        batch_run["valuations_per_s"] = batch_run["rps"] * args.batch_items
+        results["batch"] = batch_run
+        results["rss_mb"] = {
+            "workers": [round(rss_mb(w), 1) for w in workers_of(pid)],
+            "supervisor": round(rss_mb(pid), 1),
+        }
+
+    port = free_port()
+    bare = [py, "-m", "uvicorn", "bare_asgi:app", "--app-dir", str(ROOT / "benchmarks")]
+    bare += ["--port", str(port), "--workers", str(args.workers), "--loop", "asyncio"]
+    bare += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    with server(bare, ready=f"http://127.0.0.1:{port}/", env=env, log=logs / "bare.log"):
+        results["bare"] = load(f"http://127.0.0.1:{port}/", one, args)
+
+    port = free_port()
+    seed_env = {**env, "SEED_STACK_HOME": os.environ.get("SEED_STACK_HOME", "/tmp/seed-stack")}
+    seed = ["bash", str(SEED_STACK), str(port), str(args.workers)]
+    seed_body = [SEED_REQUEST.read_bytes()]
+    url = f"http://127.0.0.1:{port}/"
+    with server(seed, ready=url, env=seed_env, log=logs / "seed.log"):
+        results["seed"] = load(url, seed_body, args)
+
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print(f"server logs: {logs}")
+    return 0 if all(results["floors"].values()) else 1
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"\n{'stack':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}")
+    for name in ("imovsp", "imovsp_rotating", "bare", "seed"):
+        x = r[name]
+        print(
+            f"{name:<18}{x['rps']:>9.0f}{x['p50_ms']:>9.1f}{x['p99_ms']:>9.1f}"
+            f"{x['max_ms']:>9.0f}{x['errors']:>8}"
+        )
+    imovsp, bare, seed = r["imovsp"], r["bare"], r["seed"]
+    r["ratios"] = {
+        "imovsp_vs_seed": imovsp["rps"] / seed["rps"],
+        "imovsp_vs_bare": imovsp["rps"] / bare["rps"],
+        "p99_imovsp_vs_seed": imovsp["p99_ms"] / seed["p99_ms"] if seed["p99_ms"] else math.inf,
+    }
+    r["floors"] = {
+        "throughput >= 12x seed": r["ratios"]["imovsp_vs_seed"] >= 12,
+        "no errors": imovsp["errors"] == 0 and r["imovsp_rotating"]["errors"] == 0,
+        "throughput >= 50% of bare": r["ratios"]["imovsp_vs_bare"] >= 0.5,
+        "p99 <= 1/4 of seed's": r["ratios"]["p99_imovsp_vs_seed"] <= 0.25,
+        "RSS per worker <= 250 MB": max(r["rss_mb"]["workers"] or [float("inf")]) <= 250,
+    }
+    b = r["batch"]
+    print(
+        f"\nimovsp / seed {r['ratios']['imovsp_vs_seed']:.1f}x, imovsp / bare "
+        f"{100 * r['ratios']['imovsp_vs_bare']:.0f}%, p99 imovsp / seed "
+        f"{r['ratios']['p99_imovsp_vs_seed']:.3f}"
+    )
+    print(
+        f"batch: {b['valuations_per_s']:.0f} valuations/s ({b['rps']:.2f} batches/s, p50 "
+        f"{b['p50_ms']:.0f} ms, errors {b['errors']})"
+    )
+    print(f"RSS MB: workers {r['rss_mb']['workers']}, supervisor {r['rss_mb']['supervisor']}")
+    for floor, ok in r["floors"].items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {floor}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

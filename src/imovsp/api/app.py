@@ -1,0 +1,124 @@
+"""The ASGI application: ``create_app(settings)`` builds it; the model loads in the lifespan."""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+
+from imovsp import artifact
+from imovsp.api import errors, legacy, ops, routes, telemetry
+from imovsp.api.render import Valuing
+from imovsp.api.schemas import BatchIn, PropertyIn
+from imovsp.settings import Settings, get_settings
+from imovsp.valuer import Valuer
+
+DESCRIPTION = """\
+Values apartments in São Paulo: the sale price, or the monthly rent, in BRL.
+
+Send `negotiation`, `district` and `size_m2`; every other field defaults to what is typical for
+an apartment of that size, and the answer says which were defaulted. `POST /` keeps the old
+deployment's one-hot request working. Every error is JSON with a specific `detail`.
+"""
+TAGS = [
+    {"name": "valuations", "description": "Value one property or a batch."},
+    {"name": "model", "description": "What the served model is and knows."},
+    {"name": "operations", "description": "Health, readiness and Prometheus metrics."},
+    {"name": "compatibility", "description": "The old deployment's endpoint."},
+]
+
+
+class ModelMissingError(RuntimeError):
+    """No model to serve: the models directory has no current version."""
+
+
+def load_model(settings: Settings) -> Valuer:
+    """The model the settings name, else the current one (``ArtifactError`` if untrusted)."""
+    path = artifact.resolve(settings.model, settings.models_dir)
+    if path is None:
+        raise ModelMissingError(
+            f"no model in {settings.models_dir}: run `imovsp train`, or `imovsp serve`, which "
+            "trains one first"
+        )
+    return Valuer.load(path)
+
+
+def _with_request_schemas(app: FastAPI) -> None:
+    """Put the request bodies that the valuation routes read themselves (see :mod:`deps`)
+    into the OpenAPI components their documentation refers to."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        _, defs = models_json_schema(
+            [(PropertyIn, "validation"), (BatchIn, "validation")],
+            ref_template="#/components/schemas/{model}",
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("imovsp")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+        return "0+source"
+
+
+def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None) -> FastAPI:
+    """The HTTP service. ``valuer`` serves an already loaded model (else it is loaded at start).
+
+    Without arguments (as ``uvicorn --factory imovsp.api:create_app`` calls it) the settings
+    come from the environment.
+    """
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loaded = valuer or load_model(settings)
+        app.state.valuer = loaded
+        app.state.valuing = Valuing(loaded)
+        telemetry.set_model_info(loaded.version)
+        # The libraries and the model are here for good: leave them out of every garbage
+        # collection from now on, or full collections walk them and stall requests.
+        gc.collect()
+        gc.freeze()
+        telemetry.log_event(
+            "model_loaded",
+            version=loaded.version,
+            path=str(loaded.path),
+            load_seconds=loaded.load_seconds,
+            pid=os.getpid(),
+        )
+        yield
+        telemetry.log_event("stopped", pid=os.getpid())
+
+    app = FastAPI(
+        title="imovsp",
+        version=_version(),
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
+    )
+    app.state.settings = settings
+    telemetry.access_logger.disabled = not settings.access_log
+    errors.install(app)
+    app.include_router(routes.router)
+    app.include_router(legacy.router)
+    app.include_router(ops.router)
+    app.add_middleware(
+        telemetry.Observe,
+        max_body_bytes=settings.max_body_bytes,
+        hot={("POST", "/v1/valuations"): routes.valuations_asgi},
+    )
+    _with_request_schemas(app)
+    return app

@@ -1,0 +1,82 @@
+"""Between the HTTP schemas and the Valuer: value a request's property, render the answer.
+
+Responses are plain dicts serialised by orjson: on the hot path this is several times cheaper
+than building response models, and the tests check every shape against the schemas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from imovsp.api.schemas import DEFAULT_LEVEL, OptionsIn, PropertyIn
+from imovsp.valuer import Valuation, Valuer
+
+
+class Valuing:
+    """Values requests' properties with one Valuer and the request's options."""
+
+    def __init__(self, valuer: Valuer) -> None:
+        self.valuer = valuer
+
+    def arguments(self, options: OptionsIn) -> tuple[dict[str, Any], list[str]]:
+        """Keyword arguments for ``Valuer.value``, and notes for the response (none today:
+        every option is honoured)."""
+        level = DEFAULT_LEVEL if options.level is None else options.level
+        kwargs = {"level": level, "explain": options.explain, "comparables": options.comparables}
+        return kwargs, []
+
+    def value(self, item: PropertyIn, kwargs: dict[str, Any]) -> Valuation:
+        """Value one property; raises ``ValueError`` (``UnknownDistrictError`` included) for a
+        property the model cannot value."""
+        prop, defaulted = self.valuer.builder.complete(**item.__dict__)
+        return self.valuer.value(prop, defaulted=tuple(defaulted), **kwargs)
+
+
+def _price(value: float | None, negotiation: str) -> float | None:
+    if value is None:
+        return None
+    return round(value, -3 if negotiation == "sale" else -1)
+
+
+def valuation_dict(v: Valuation, *, request_id: str, notes: list[str]) -> dict[str, Any]:
+    """The JSON body of one valuation (see :class:`imovsp.api.schemas.ValuationOut`)."""
+    p = v.property
+    negotiation = p.negotiation
+    median = v.district_median_price_m2
+    return {
+        "price": _price(v.price, negotiation),
+        "currency": "BRL",
+        "per_month": negotiation == "rent",
+        "negotiation": negotiation,
+        "district": p.district,
+        "price_m2": round(v.price_m2, 2),
+        "district_median_price_m2": None if median is None else round(median, 2),
+        "location_estimated": v.location_estimated,
+        "defaulted": list(v.defaulted),
+        "property": {
+            "negotiation": negotiation,
+            "district": p.district,
+            "size_m2": p.size_m2,
+            "rooms": int(p.rooms),
+            "toilets": int(p.toilets),
+            "suites": int(p.suites),
+            "parking": int(p.parking),
+            "condo_fee": p.condo_fee or None,
+            "elevator": bool(p.elevator),
+            "furnished": bool(p.furnished),
+            "swimming_pool": bool(p.swimming_pool),
+            "new": bool(p.new),
+            "latitude": p.latitude,
+            "longitude": p.longitude,
+        },
+        "level": v.level,
+        "price_low": _price(v.price_low, negotiation),
+        "price_high": _price(v.price_high, negotiation),
+        "baseline": _price(v.baseline, negotiation),
+        "reasons": None if v.reasons is None else [asdict(r) for r in v.reasons],
+        "comparables": None if v.comparables is None else [asdict(c) for c in v.comparables],
+        "notes": notes,
+        "model_version": v.model_version,
+        "request_id": request_id,
+    }

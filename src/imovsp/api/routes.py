@@ -1,0 +1,213 @@
+"""The ``/v1`` endpoints: valuations one by one or in batches, the model card, the districts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from imovsp import data
+from imovsp.api import errors, telemetry
+from imovsp.api.deps import SettingsDep, ValuerDep, read_json, read_options, request_id, valuing
+from imovsp.api.errors import PropertyError
+from imovsp.api.render import Valuing, valuation_dict
+from imovsp.api.schemas import (
+    BatchIn,
+    BatchOut,
+    DistrictsOut,
+    ErrorOut,
+    ModelCard,
+    OptionsIn,
+    PropertyIn,
+    ValuationOut,
+)
+from imovsp.features import FLAGS, SIZE_BINS, TYPICAL
+from imovsp.valuer import Valuer
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in {
+        400: "Malformed JSON.",
+        413: "Body over the size limit.",
+        415: "Body not sent as JSON.",
+        422: "Invalid fields, unknown district (with suggestions), coordinates outside the city.",
+    }.items()
+}
+router = APIRouter(prefix="/v1", tags=["valuations"])
+
+
+class JSONBytes(Response):
+    """A JSON response from a dict, serialised by orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def documented(body: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a route that reads its body and options itself (see :mod:`deps`)."""
+    options = OptionsIn.model_json_schema()["properties"]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}
+            },
+        },
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": schema.pop("description"),
+                "schema": schema,
+            }
+            for name, schema in options.items()
+        ],
+    }
+
+
+@router.post(
+    "/valuations",
+    response_model=ValuationOut,
+    responses=ERRORS,
+    openapi_extra=documented(PropertyIn),
+    summary="Value one property",
+)
+async def create_valuation(request: Request) -> Response:
+    """The price of one apartment (sale price, or monthly rent), with what was assumed."""
+    item = await read_json(request, PropertyIn)
+    served = valuing(request)
+    kwargs, notes = served.arguments(read_options(request))
+    # Computed on the event loop: a valuation takes less time than a hop to a thread would.
+    try:
+        valuation = served.value(item, kwargs)
+    except ValueError as exc:
+        raise PropertyError.from_value_error(exc) from None
+    telemetry.record_valuations({valuation.property.negotiation: 1})
+    return JSONBytes(valuation_dict(valuation, request_id=request_id(request), notes=notes))
+
+
+async def valuations_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/valuations`` as a bare ASGI app (see :class:`telemetry.Observe`)."""
+    request = Request(scope, receive)
+    try:
+        response = await create_valuation(request)
+    except Exception as exc:  # answered as the app's exception handlers would
+        response = await errors.respond(request, exc)
+    await response(scope, receive, send)
+
+
+def _value_batch(
+    valuing: Valuing, items: list[PropertyIn], kwargs: dict[str, Any], *, rid: str, notes: list[str]
+) -> dict[str, Any]:
+    results: list[dict[str, Any]] = []
+    counts = dict.fromkeys(data.NEGOTIATIONS, 0)
+    for index, item in enumerate(items):
+        try:
+            valuation = valuing.value(item, kwargs)
+        except ValueError as exc:
+            results.append({"index": index, "valuation": None, "error": str(exc)})
+            continue
+        counts[valuation.property.negotiation] += 1
+        rendered = valuation_dict(valuation, request_id=rid, notes=notes)
+        results.append({"index": index, "valuation": rendered, "error": None})
+    telemetry.record_valuations(counts)
+    valued = sum(counts.values())
+    return {
+        "count": len(items),
+        "valued": valued,
+        "errors": len(items) - valued,
+        "items": results,
+        "model_version": valuing.valuer.version,
+        "request_id": rid,
+    }
+
+
+@router.post(
+    "/valuations/batch",
+    response_model=BatchOut,
+    responses=ERRORS,
+    openapi_extra=documented(BatchIn),
+    summary="Value several properties",
+)
+async def create_batch(request: Request, settings: SettingsDep) -> Response:
+    """Value each item; an item the model cannot value gets an `error` instead, in place."""
+    batch = await read_json(request, BatchIn)
+    n, limit = len(batch.items), settings.batch_max_items
+    if n == 0:
+        raise HTTPException(422, "items is empty: send at least one property")
+    if n > limit:
+        raise HTTPException(422, f"items holds {n:,} properties; the limit is {limit:,}")
+    served = valuing(request)
+    kwargs, notes = served.arguments(read_options(request))
+    # A large batch takes a while: off the event loop, so other requests keep flowing.
+    body = await run_in_threadpool(
+        _value_batch, served, batch.items, kwargs, rid=request_id(request), notes=notes
+    )
+    return JSONBytes(body)
+
+
+def model_card(valuer: Valuer) -> dict[str, Any]:
+    meta = valuer.metadata
+    bands = [*SIZE_BINS[:-1], None]
+    typical = []
+    for b, row in enumerate(valuer.builder.typical_):
+        band: dict[str, Any] = {"size_from_m2": bands[b], "size_to_m2": bands[b + 1]}
+        for name, value in zip(TYPICAL, row, strict=True):
+            if name == "condo_fee":
+                band["condo_fee_per_m2"] = round(float(value), 2)
+            elif name in FLAGS:
+                band[name] = bool(value)
+            else:
+                band[name] = round(float(value))
+        typical.append(band)
+    return {
+        "version": valuer.version,
+        "created_at": meta["created_at"],
+        "negotiations": list(valuer.negotiations),
+        "target": meta.get("target", ""),
+        "data": dict(meta["data"]),
+        "metrics": meta.get("metrics", {}),
+        "cv": meta.get("cv"),
+        "params": meta.get("params", {}),
+        "feature_schema": {**meta["feature_schema"], "typical_fields": list(TYPICAL)},
+        "typical_by_size": typical,
+        "libraries": meta.get("libraries", {}),
+        "load_seconds": valuer.load_seconds,
+    }
+
+
+@router.get("/model", response_model=ModelCard, tags=["model"], summary="The model card")
+async def get_model(valuer: ValuerDep) -> Response:
+    """What the served model is: version, training data, metrics, features, libraries."""
+    return JSONBytes(model_card(valuer))
+
+
+def districts(valuer: Valuer) -> dict[str, Any]:
+    builder = valuer.builder
+    out = []
+    for name, (lat, lon) in zip(builder.districts_, builder.centroids_, strict=True):
+        prices = {n: builder.district_price_m2(name, n) for n in data.NEGOTIATIONS}
+        rounded = {n: None if p is None else round(p, 2) for n, p in prices.items()}
+        out.append(
+            {
+                "name": name,
+                "latitude": round(float(lat), 6),
+                "longitude": round(float(lon), 6),
+                "median_price_m2": rounded,
+            }
+        )
+    return {"count": len(out), "districts": out}
+
+
+@router.get("/districts", response_model=DistrictsOut, tags=["model"], summary="Known districts")
+async def get_districts(valuer: ValuerDep) -> Response:
+    """The districts the model knows, with their centre and median price per m²."""
+    return JSONBytes(districts(valuer))

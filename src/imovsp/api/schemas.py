@@ -1,0 +1,299 @@
+"""Request and response schemas of the HTTP API: bounds and descriptions document the API.
+
+Responses are built as plain dicts on the hot path (see :mod:`imovsp.api.render`); these models
+describe them in the OpenAPI document, and the tests validate every response against them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+TYPICAL = (
+    "Default: what is typical for an apartment of this size in the model's training data "
+    "(the table is in `GET /v1/model`, `typical_by_size`); the response lists defaulted fields."
+)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower().strip() if isinstance(value, str) else value
+
+
+Negotiation = Annotated[
+    Literal["sale", "rent"],
+    BeforeValidator(_lower),
+    Field(description="`sale` values the sale price; `rent` the monthly rent (any case)."),
+]
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused (a typo must not silently become a default)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PropertyIn(Strict):
+    """One apartment to value. Only `negotiation`, `district` and `size_m2` are required."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"negotiation": "sale", "district": "Santana", "size_m2": 130, "rooms": 4},
+                {
+                    "negotiation": "rent",
+                    "district": "Pinheiros",
+                    "size_m2": 70,
+                    "rooms": 2,
+                    "toilets": 2,
+                    "suites": 1,
+                    "parking": 1,
+                    "condo_fee": 900,
+                    "elevator": True,
+                    "furnished": False,
+                    "swimming_pool": True,
+                    "new": False,
+                    "latitude": -23.5614,
+                    "longitude": -46.6903,
+                },
+            ]
+        }
+    )
+
+    negotiation: Negotiation
+    district: str = Field(
+        min_length=1,
+        max_length=80,
+        description=(
+            "District of São Paulo, e.g. `Santana`: case and accents optional, "
+            "`Santana/São Paulo` accepted. `GET /v1/districts` lists the known ones."
+        ),
+    )
+    size_m2: float = Field(
+        ge=10,
+        le=2000,
+        description="Private area in m² (the training data runs from 30 to 880 m²).",
+    )
+    rooms: int | None = Field(None, ge=0, le=20, description=f"Bedrooms. {TYPICAL}")
+    toilets: int | None = Field(None, ge=0, le=20, description=f"Bathrooms. {TYPICAL}")
+    suites: int | None = Field(None, ge=0, le=20, description=f"Bedrooms with bathroom. {TYPICAL}")
+    parking: int | None = Field(None, ge=0, le=30, description=f"Parking spaces. {TYPICAL}")
+    condo_fee: float | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        description=f"Monthly condominium fee in BRL; 0 means unknown. {TYPICAL}",
+    )
+    elevator: bool | None = Field(None, description=f"The building has an elevator. {TYPICAL}")
+    furnished: bool | None = Field(None, description=f"Let or sold furnished. {TYPICAL}")
+    swimming_pool: bool | None = Field(None, description=f"The building has a pool. {TYPICAL}")
+    new: bool | None = Field(None, description=f"A new building (launch). {TYPICAL}")
+    latitude: float | None = Field(
+        None,
+        ge=-90,
+        le=90,
+        description="WGS84 latitude; must lie in São Paulo. Absent: the district's centre.",
+    )
+    longitude: float | None = Field(
+        None,
+        ge=-180,
+        le=180,
+        description="WGS84 longitude; give both coordinates or neither.",
+    )
+
+
+DEFAULT_LEVEL = 0.8
+
+
+class OptionsIn(Strict):
+    """What to add to a valuation, as query parameters."""
+
+    level: float | None = Field(
+        None,
+        ge=0.5,
+        le=0.95,
+        description=(
+            f"Coverage of the price range, {DEFAULT_LEVEL} when omitted: the share of similar "
+            "apartments whose price falls within [price_low, price_high]."
+        ),
+    )
+    explain: bool = Field(False, description="Add `reasons`: what moved the price.")
+    comparables: int = Field(
+        0, ge=0, le=20, description="Add this many similar listings as `comparables`."
+    )
+
+    def asked(self) -> tuple[str, ...]:
+        """The options set to something beyond the plain price."""
+        wanted = {
+            "level": self.level is not None,
+            "explain": self.explain,
+            "comparables": self.comparables > 0,
+        }
+        return tuple(name for name, on in wanted.items() if on)
+
+
+class BatchIn(Strict):
+    """Several properties valued in one request."""
+
+    items: list[PropertyIn] = Field(
+        description="The properties, at most `IMOVSP_BATCH_MAX_ITEMS` (1,000 by default)."
+    )
+
+
+class PropertyOut(BaseModel):
+    """The property as the model understood it: known district spelling, defaults filled in."""
+
+    negotiation: Literal["sale", "rent"]
+    district: str
+    size_m2: float
+    rooms: int
+    toilets: int
+    suites: int
+    parking: int
+    condo_fee: float | None = Field(description="BRL per month; null: unknown.")
+    elevator: bool
+    furnished: bool
+    swimming_pool: bool
+    new: bool
+    latitude: float | None = Field(description="null: estimated from the district.")
+    longitude: float | None
+
+
+class ReasonOut(BaseModel):
+    """What moved the price relative to the typical apartment."""
+
+    feature: str
+    value: str
+    effect_pct: float = Field(description="Multiplicative effect in percent: +38 means x1.38.")
+    effect_brl: float
+
+
+class ComparableOut(BaseModel):
+    """A similar listing from the training data."""
+
+    price: float
+    price_m2: float
+    distance_km: float
+    district: str
+    size_m2: float
+    rooms: int
+    toilets: int
+    suites: int
+    parking: int
+    latitude: float
+    longitude: float
+
+
+class ValuationOut(BaseModel):
+    """One valuation. Optional parts are null until asked for and supported by the model."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    price: float = Field(
+        description="BRL, rounded: sales to R$ 1,000, rents to R$ 10. Rents are per month."
+    )
+    currency: Literal["BRL"] = "BRL"
+    per_month: bool = Field(description="True for rents (a monthly price).")
+    negotiation: Literal["sale", "rent"]
+    district: str = Field(description="The district as understood (the model's spelling).")
+    price_m2: float = Field(description="Price per m², BRL.")
+    district_median_price_m2: float | None = Field(
+        description="Median listed price per m² in the district for this negotiation type."
+    )
+    location_estimated: bool = Field(
+        description="True when no coordinates were given: the district's centre was used."
+    )
+    defaulted: list[str] = Field(description="Fields that took typical values for the size.")
+    property: PropertyOut
+    level: float | None = Field(None, description="Nominal coverage of the range, e.g. 0.8.")
+    price_low: float | None = Field(None, description="Low end of the range, BRL.")
+    price_high: float | None = Field(None, description="High end of the range, BRL.")
+    baseline: float | None = Field(
+        None, description="Price of the typical apartment that the reasons start from."
+    )
+    reasons: list[ReasonOut] | None = Field(None, description="With `explain=true`.")
+    comparables: list[ComparableOut] | None = Field(None, description="With `comparables=N`.")
+    notes: list[str] = Field(
+        default_factory=list, description="Options asked for that this model cannot give yet."
+    )
+    model_version: str
+    request_id: str
+
+
+class BatchItemOut(BaseModel):
+    """One item of a batch: its valuation, or why it could not be valued."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(description="Position of the item in the request.")
+    valuation: ValuationOut | None
+    error: str | None = Field(description="Why this item could not be valued (else null).")
+
+
+class BatchOut(BaseModel):
+    """A batch's results, in the order of the request."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    count: int
+    valued: int
+    errors: int
+    items: list[BatchItemOut]
+    model_version: str
+    request_id: str
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx answer: one specific message, and the field-level errors for 422s."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="For invalid fields: each field's location, message and type."
+    )
+    suggestions: list[str] | None = Field(
+        None, description="For an unknown district: the closest known names."
+    )
+    request_id: str
+
+
+class DistrictOut(BaseModel):
+    name: str
+    latitude: float = Field(description="Median latitude of the district's listings.")
+    longitude: float
+    median_price_m2: dict[str, float | None] = Field(
+        description="Median listed price per m² by negotiation type (null: no listings)."
+    )
+
+
+class DistrictsOut(BaseModel):
+    count: int
+    districts: list[DistrictOut]
+
+
+class ModelCard(BaseModel):
+    """What the served model is, where it came from and how well it did."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    version: str
+    created_at: str
+    negotiations: list[str]
+    target: str
+    data: dict[str, Any] = Field(description="Training data: source, sha256, rows, report.")
+    metrics: dict[str, Any] = Field(description="Held-out test metrics per negotiation type.")
+    cv: dict[str, Any] | None = None
+    params: dict[str, Any]
+    feature_schema: dict[str, Any]
+    typical_by_size: list[dict[str, Any]] = Field(
+        description="The values that omitted fields take, by size band."
+    )
+    libraries: dict[str, str]
+    load_seconds: float | None
+
+
+class SeedPrediction(BaseModel):
+    """The old deployment's answer, key included (with its trailing space)."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"Previsao do valor R$ ": 988000.0}})
+
+    previsao: float = Field(alias="Previsao do valor R$ ")

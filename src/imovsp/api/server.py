@@ -1,0 +1,86 @@
+"""Run the API under uvicorn: one process, or a supervisor with several workers.
+
+uvicorn (httptools parser, asyncio event loop) serves the app directly; with ``workers > 1``
+its supervisor binds the socket once, spawns the workers, restarts any that die, and on
+SIGTERM passes the signal on and waits: each worker stops accepting, lets the requests in
+flight finish (up to ``graceful_timeout`` seconds) and exits. ``benchmarks/api.py`` measures
+this stack.
+
+Why asyncio and not uvloop: uvloop accepts one new connection per turn of the event loop.
+A valuation keeps the loop busy for a while, so under load (256 connections in the benchmark)
+new connections waited seconds in the accept queue and clients timed out; asyncio's loop
+accepts every waiting connection at each turn, and no request timed out.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from imovsp.settings import Settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "imovsp.api.telemetry.JsonLines"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        }
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": [], "propagate": False},  # imovsp.access replaces it
+        "imovsp": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def prepare_metrics_dir(port: int) -> Path:
+    """A clean directory for the workers' metric files, put in the environment before any
+    worker (or this process) imports prometheus_client.
+
+    One per port, reused from run to run: uvicorn ends by re-raising SIGTERM, so nothing
+    would be left to remove a directory made for a single run.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    directory = Path(given) if given else Path(tempfile.gettempdir()) / f"imovsp-metrics-{port}"
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):  # counts of an earlier run
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
+
+
+def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) -> None:
+    """Serve the model in directory ``model`` until SIGTERM or SIGINT."""
+    # Workers load exactly this version, even if CURRENT moves while they (re)start.
+    os.environ["IMOVSP_MODEL"] = str(model.resolve())
+    if "prometheus_client" in sys.modules and not os.environ.get(MULTIPROC_ENV):
+        raise RuntimeError("prometheus_client was imported before its directory was set")
+    prepare_metrics_dir(port)
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "asyncio",
+        "http": "httptools",
+        "log_config": LOG_CONFIG,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": settings.graceful_timeout,
+        "timeout_worker_healthcheck": settings.worker_timeout,
+    }
+    if workers == 1:
+        from imovsp.api.app import create_app  # after the metrics directory is set
+
+        uvicorn.run(create_app(settings.model_copy(update={"model": model})), **common)
+    else:  # each worker builds the app with create_app() and loads its own model
+        uvicorn.run("imovsp.api:create_app", factory=True, workers=workers, **common)

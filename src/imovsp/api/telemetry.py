@@ -1,0 +1,243 @@
+"""What the service says about itself: Prometheus metrics, JSON access logs, request ids.
+
+Metrics work across several worker processes with prometheus_client's multiprocess mode:
+`imovsp serve` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before any worker
+starts, each worker writes its counters there, and ``/metrics`` adds them up, so whichever
+worker answers a scrape reports the whole server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+REQUEST_ID_HEADER = "x-request-id"
+# An id a client sends is echoed back only if it is short and plain (it goes into logs).
+_CLIENT_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+UNMATCHED = "<unmatched>"
+
+REQUESTS = Counter(
+    "imovsp_http_requests_total",
+    "HTTP requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "imovsp_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response, by route and status.",
+    ["route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+VALUATIONS = Counter(
+    "imovsp_valuations_total",
+    "Properties valued (batch items counted one by one), by negotiation type.",
+    ["negotiation"],
+)
+MODEL_INFO = Gauge(
+    "imovsp_model_info",
+    "The model being served (always 1; the version is in the label).",
+    ["version"],
+    multiprocess_mode="max",  # info metrics do not exist in multiprocess mode
+)
+
+access_logger = logging.getLogger("imovsp.access")
+
+
+def metrics_payload() -> tuple[bytes, str]:
+    """The exposition text for ``/metrics``: all workers' metrics when there are several."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record: the message's dict, or ``{"message": ...}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = record.msg if isinstance(record.msg, dict) else {"message": record.getMessage()}
+        payload = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            **fields,
+        }
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(payload, default=str).decode()
+
+
+def configure_logging(*, access_log: bool) -> None:
+    """Every imovsp log line as JSON on stdout (the way PaaS platforms collect logs)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLines())
+    for name in ("imovsp", "uvicorn", "uvicorn.error"):
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.propagate = False
+        log.setLevel(logging.INFO)
+    access_logger.disabled = not access_log
+
+
+def _json_error(status: int, detail: str, request_id: str) -> tuple[Message, Message]:
+    body = orjson.dumps({"detail": detail, "request_id": request_id})
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (REQUEST_ID_HEADER.encode(), request_id.encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_valuation_children: dict[str, Any] = {}
+
+
+def _observe(template: str, method: str, status: int, seconds: float) -> None:
+    key = (template, method if method in METHODS else "OTHER", status)
+    children = _children.get(key)
+    if children is None:  # labels() costs more than the increment itself: done once per key
+        children = _children[key] = (REQUESTS.labels(*key), LATENCY.labels(*key))
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+class Observe:
+    """Pure ASGI middleware: request id, body size limit, metrics and the access log.
+
+    ``hot`` maps (method, path) to ASGI apps that answer those requests directly, without
+    FastAPI's routing and dependency layers: the valuation route, whose own work is smaller
+    than theirs. They are FastAPI routes too, so the OpenAPI document describes them.
+
+    Written against ASGI directly rather than as ``BaseHTTPMiddleware``, which would cost
+    the hot path a task and a stream per request.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        hot: Mapping[tuple[str, str], ASGIApp] | None = None,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.hot = dict(hot or {})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = ""
+        length: int | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _CLIENT_ID.match(value):
+                request_id = value.decode()
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else None
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        limit = self.max_body_bytes
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        received = 0
+
+        async def receive_limited() -> Message:
+            # An HTTPException passes through FastAPI's body reading untouched, to the
+            # exception handlers, which answer it as JSON.
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, f"request body is over the limit of {limit:,} bytes")
+            return message
+
+        try:
+            if length is not None and length > limit:
+                status = 413
+                detail = f"request body is {length:,} bytes; the limit is {limit:,} bytes"
+                for message in _json_error(413, detail, request_id):
+                    await send(message)
+                return
+            hot = self.hot.get((scope["method"], scope["path"]))
+            if hot is not None:
+                scope["route_template"] = scope["path"]
+                await hot(scope, receive_limited, send_with_id)
+            else:
+                await self.app(scope, receive_limited, send_with_id)
+        finally:
+            template = str(
+                scope.get("route_template") or getattr(scope.get("route"), "path", UNMATCHED)
+            )
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            _observe(template, method, status, elapsed)
+            if not access_logger.disabled:
+                client = scope.get("client")
+                access_logger.info(
+                    {
+                        "event": "request",
+                        "request_id": request_id,
+                        "method": method,
+                        "path": scope["path"],
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "client": client[0] if client else None,
+                    }
+                )
+
+
+def record_valuations(counts: dict[str, int]) -> None:
+    for negotiation, n in counts.items():
+        if n:
+            child = _valuation_children.get(negotiation)
+            if child is None:
+                child = _valuation_children[negotiation] = VALUATIONS.labels(negotiation)
+            child.inc(n)
+
+
+def set_model_info(version: str) -> None:
+    MODEL_INFO.labels(version).set(1)
+
+
+def log_event(event: str, **fields: Any) -> None:
+    logging.getLogger("imovsp.api").info({"event": event, **fields})

@@ -1,0 +1,73 @@
+"""One row through a LightGBM booster at the cost of the trees alone.
+
+``Booster.predict`` sets up a predictor, checks its input and converts it on every call: for one
+row that is most of the time an online valuation takes. LightGBM's C API has a call made for
+this case (``LGBM_BoosterPredictForMatSingleRowFast``): the setup happens once, here in
+``__init__``, and each prediction is one call into the library, which runs the same tree code
+as ``Booster.predict`` and gives the same numbers (checked in the tests).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import lightgbm as lgb
+import numpy as np
+from lightgbm.basic import _safe_call
+from lightgbm.libpath import _LIB
+
+_PREDICT_NORMAL = 0
+_FLOAT64 = 1
+
+
+class SingleRowPredictor:
+    """Predicts one row at a time with ``booster``.
+
+    A single row runs on the calling thread, without OpenMP; and no ``num_threads`` is set,
+    because LightGBM would apply it to the whole process (batch predictions included).
+    """
+
+    def __init__(self, booster: lgb.Booster, n_features: int) -> None:
+        self.booster = booster  # kept alive: the handle below points into it
+        self.n_features = n_features
+        self._config = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(_PREDICT_NORMAL),
+                ctypes.c_int(0),  # start iteration
+                ctypes.c_int(-1),  # all iterations (the booster keeps only the best ones)
+                ctypes.c_int(_FLOAT64),
+                ctypes.c_int32(n_features),
+                ctypes.c_char_p(b""),
+                ctypes.byref(self._config),
+            )
+        )
+        self._out = np.zeros(1, dtype=np.float64)
+        self._out_len = ctypes.c_int64(0)
+        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        # The output buffer is shared by the calls of this object: one at a time.
+        self._lock = threading.Lock()
+
+    def predict(self, row: np.ndarray) -> float:
+        """The model's output for one row of ``n_features`` float64 values."""
+        row = np.ascontiguousarray(row, dtype=np.float64)
+        if row.shape != (self.n_features,) and row.shape != (1, self.n_features):
+            raise ValueError(f"expected one row of {self.n_features} features, got {row.shape}")
+        with self._lock:
+            _safe_call(
+                _LIB.LGBM_BoosterPredictForMatSingleRowFast(
+                    self._config,
+                    row.ctypes.data_as(ctypes.c_void_p),
+                    ctypes.byref(self._out_len),
+                    self._out_ptr,
+                )
+            )
+            return float(self._out[0])
+
+    def __del__(self) -> None:
+        config = getattr(self, "_config", None)
+        if config is not None and config.value:
+            _LIB.LGBM_FastConfigFree(config)
+            self._config = ctypes.c_void_p()

@@ -1,0 +1,249 @@
+"""``imovsp serve`` for real: the Procfile's line under honcho, graceful SIGTERM, metrics that
+add up across workers, and the container files that must start it the same way."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+START_TIMEOUT = 300  # workers import the scientific stack: slow on a busy 2-core machine
+ITEM = {"negotiation": "sale", "district": "Santana", "size_m2": 130, "rooms": 4}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(models_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMOVSP_", "PROMETHEUS"))}
+    return {
+        **env,
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        "IMOVSP_MODELS_DIR": str(models_dir),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read()) if "json" in r.headers["content-type"] else r.read().decode()
+
+
+def post(url: str, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return r.status, json.loads(r.read()), dict(r.headers)
+
+
+def wait_ready(base: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"server exited early:\n{proc.communicate()[0]}"
+        try:
+            get(f"{base}/readyz")
+            return
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"{base} not ready after {START_TIMEOUT}s:\n{proc.communicate()[0]}")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, as a platform stops a dyno or container; the output once it has exited."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"no exit within 60s of SIGTERM:\n{out}")
+    return out
+
+
+@pytest.fixture
+def serve(models_dir: Path, tmp_path: Path) -> Iterator[Any]:
+    """Start ``imovsp serve`` with some arguments; the processes are stopped at the end."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, **env: str) -> tuple[subprocess.Popen[str], str]:
+        port = free_port()
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"metrics-{port}"), **env}
+        proc = subprocess.Popen(
+            [str(BIN / "imovsp"), "serve", "--port", str(port), *args],
+            env=server_env(models_dir, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        started.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, proc)
+        return proc, base
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def procfile_command() -> str:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    (web,) = [line for line in lines if line.startswith("web:")]
+    return web.removeprefix("web:").strip()
+
+
+def test_procfile_web_line_serves_valuations_under_honcho(models_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "honcho"), "start", "-f", str(ROOT / "Procfile"), "-p", str(port), "web"],
+        cwd=ROOT,
+        env=server_env(models_dir, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        status, body, headers = post(f"http://127.0.0.1:{port}/v1/valuations", ITEM)
+        metrics = get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        out = stop(proc)
+    assert status == 200
+    assert body["price"] > 0
+    assert body["district"] == "Santana"
+    assert f"serving model {body['model_version']} on http://0.0.0.0:{port}" in out
+    assert 'imovsp_valuations_total{negotiation="sale"} 1.0' in metrics
+    # The access log line of that request, as JSON, with its request id.
+    logged = [json.loads(m) for m in re.findall(r"(\{\"ts\".*\"imovsp.access\".*\})", out)]
+    assert any(r["request_id"] == headers["x-request-id"] for r in logged), out
+
+
+def test_sigterm_lets_the_request_in_flight_finish(serve: Any) -> None:
+    proc, base = serve("--workers", "1")
+    port = int(base.rsplit(":", 1)[1])
+    body = json.dumps(ITEM).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+        head = (
+            f"POST /v1/valuations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        conn.sendall(head + body[:10])  # the request is in flight: half its body sent
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # shutting down: no new connections
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                time.sleep(0.2)
+            except OSError:
+                break
+        else:
+            pytest.fail("the server kept accepting connections after SIGTERM")
+        conn.sendall(body[10:])
+        response = b""
+        while chunk := conn.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 200 OK"), response[:200]
+    assert json.loads(response.split(b"\r\n\r\n", 1)[1])["district"] == "Santana"
+    out = proc.communicate(timeout=60)[0]
+    # uvicorn re-raises the signal once it has shut down, so the exit reads as SIGTERM's.
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert "Application shutdown complete" in out
+
+
+def test_metrics_add_up_across_workers(serve: Any, tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    proc, base = serve("--workers", "2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    n = 40
+    for _ in range(n):  # a new connection each time, so both workers take some
+        assert post(f"{base}/v1/valuations", ITEM)[0] == 200
+    pids = {p.name.split("_")[-1] for p in metrics_dir.glob("counter_*.db")}
+    assert len(pids) == 2, "both workers should have answered some requests"
+    line = 'imovsp_http_requests_total{method="POST",route="/v1/valuations",status="200"}'
+    for _ in range(4):  # whichever worker answers the scrape reports the total
+        text = get(f"{base}/metrics")
+        (count,) = [ln.rsplit(" ", 1)[1] for ln in text.splitlines() if ln.startswith(line)]
+        assert float(count) == n
+    assert 'imovsp_valuations_total{negotiation="sale"} 40.0' in text
+    stop(proc)
+
+
+def test_serve_with_an_unusable_model_exits_2_with_one_line(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [str(BIN / "imovsp"), "serve", "--model", str(tmp_path / "nope")],
+        env=server_env(models_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"Error: no model directory at {tmp_path / 'nope'}"
+    assert "Traceback" not in result.stderr
+
+
+# -- the container files start it as the Procfile does --------------------------------------------
+
+
+def dockerfile() -> list[str]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def test_dockerfile_runs_the_procfile_command_as_a_non_root_user() -> None:
+    lines = dockerfile()
+    (cmd,) = [json.loads(ln.removeprefix("CMD ")) for ln in lines if ln.startswith("CMD ")]
+    assert cmd[:2] == ["sh", "-c"]
+    assert cmd[2].removeprefix("exec ") == procfile_command()
+    assert len([ln for ln in lines if ln.startswith("FROM ")]) >= 2  # multi-stage
+    (user,) = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
+    assert user not in ("root", "0")
+    env = " ".join(ln for ln in lines if ln.startswith("ENV "))
+    port = re.search(r"\bPORT=(\d+)", env)
+    assert port is not None
+    assert f"EXPOSE {port.group(1)}" in lines
+    (check,) = [ln for ln in lines if ln.startswith("HEALTHCHECK ")]
+    assert "/healthz" in check
+
+
+def test_compose_uses_the_image_command_and_its_port() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    (service,) = compose["services"].values()
+    assert service["build"] == "."
+    assert "command" not in service  # the Dockerfile's, i.e. the Procfile's
+    env_port = re.search(r"\bPORT=(\d+)", " ".join(dockerfile()))
+    assert env_port is not None
+    assert service["environment"]["PORT"] == env_port.group(1)
+    (mapping,) = service["ports"]
+    assert mapping.split(":")[-1] == env_port.group(1)
+    assert any(v.endswith(":/app/models") for v in service["volumes"])
+
+
+def test_procfile_is_the_documented_command() -> None:
+    assert shlex.split(procfile_command())[:2] == ["imovsp", "serve"]
+    assert "$PORT" in procfile_command()

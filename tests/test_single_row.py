@@ -1,0 +1,92 @@
+"""The single-property fast paths give exactly the numbers of the batch paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imovsp import data
+from imovsp.features import Property, frame_columns, median_rows
+from imovsp.single_row import SingleRowPredictor
+from imovsp.synthetic import synthetic_listings
+from imovsp.valuer import Valuer
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 10, 19, 20])
+def test_median_rows_is_numpy_median_to_the_bit(k: int) -> None:
+    values = np.random.default_rng(k).normal(size=(200, k))
+    np.testing.assert_array_equal(median_rows(values), np.median(values, axis=1))
+
+
+def test_single_row_predictor_equals_booster_predict(valuer: Valuer) -> None:
+    frame = data.validate(synthetic_listings(120, seed=5).astype(str), require_price=False).frame
+    for negotiation, model in valuer.boosters.items():
+        booster = model.members[-1]
+        rows = frame[frame[data.NEGOTIATION] == negotiation]
+        x = valuer.builder.matrix(frame_columns(rows), negotiation=negotiation)
+        x[::5, 5] = np.nan  # missing values take the same branches
+        fast = SingleRowPredictor(booster, x.shape[1])
+        single = np.array([fast.predict(row) for row in x])
+        np.testing.assert_array_equal(single, booster.predict(x))
+
+
+def test_single_row_predictor_refuses_a_wrong_width(valuer: Valuer) -> None:
+    booster = next(iter(valuer.boosters.values())).members[0]
+    fast = SingleRowPredictor(booster, booster.num_feature())
+    with pytest.raises(ValueError, match=f"expected one row of {booster.num_feature()} features"):
+        fast.predict(np.zeros(3))
+
+
+def test_predict_one_equals_predict_frame(valuer: Valuer) -> None:
+    frame = data.validate(synthetic_listings(60, seed=8).astype(str), require_price=False).frame
+    batch = valuer.predict_frame(frame)
+    cols = frame_columns(frame)
+    for i in range(len(frame)):
+        prop = valuer.builder.complete(
+            negotiation=cols["negotiation"][i],
+            district=cols["district"][i],
+            size_m2=cols["size_m2"][i],
+            rooms=cols["rooms"][i],
+            toilets=cols["toilets"][i],
+            suites=cols["suites"][i],
+            parking=cols["parking"][i],
+            condo_fee=cols["condo_fee"][i],
+            elevator=bool(cols["elevator"][i]),
+            furnished=bool(cols["furnished"][i]),
+            swimming_pool=bool(cols["swimming_pool"][i]),
+            new=bool(cols["new"][i]),
+            latitude=None if np.isnan(cols["latitude"][i]) else cols["latitude"][i],
+            longitude=None if np.isnan(cols["longitude"][i]) else cols["longitude"][i],
+        )[0]
+        assert valuer.predict_one(prop) == batch[i]
+
+
+def test_feature_row_equals_the_matrix_row_to_the_bit(valuer: Valuer) -> None:
+    raw = synthetic_listings(150, seed=12).astype(str)
+    raw.loc[::4, "Condo"] = "0"  # unknown condo fees
+    frame = data.validate(raw, require_price=False).frame
+    cols = frame_columns(frame)
+    assert np.isnan(cols["latitude"]).any()  # some locations estimated from the district
+    for negotiation in data.NEGOTIATIONS:
+        m = cols["negotiation"] == negotiation
+        sub = {k: v[m] for k, v in cols.items()}
+        sub["district"] = np.array([valuer.builder.resolve_district(d) for d in sub["district"]])
+        batch = valuer.builder.matrix(sub, negotiation=negotiation)
+        for i in range(len(batch)):
+            prop = Property(
+                negotiation=negotiation,
+                district=sub["district"][i],
+                size_m2=float(sub["size_m2"][i]),
+                rooms=int(sub["rooms"][i]),
+                toilets=int(sub["toilets"][i]),
+                suites=int(sub["suites"][i]),
+                parking=int(sub["parking"][i]),
+                condo_fee=float(sub["condo_fee"][i]),
+                elevator=bool(sub["elevator"][i]),
+                furnished=bool(sub["furnished"][i]),
+                swimming_pool=bool(sub["swimming_pool"][i]),
+                new=bool(sub["new"][i]),
+                latitude=None if np.isnan(sub["latitude"][i]) else float(sub["latitude"][i]),
+                longitude=None if np.isnan(sub["longitude"][i]) else float(sub["longitude"][i]),
+            )
+            np.testing.assert_array_equal(valuer.builder.row(prop), batch[i : i + 1])

@@ -33,7 +33,7 @@ MIN_LEVEL, MAX_LEVEL = 0.5, 0.95
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 SPREAD_PARAMS: dict[str, Any] = {
     "objective": "regression",  # the mean of |r|: a smooth, stable scale
-    "learning_rate": 0.03,
+    "learning_rate": 0.1,
     "num_leaves": 15,
     "min_data_in_leaf": 40,  # a spread needs many residuals to be estimated
     "lambda_l2": 10.0,
@@ -42,11 +42,11 @@ SPREAD_PARAMS: dict[str, Any] = {
     "bagging_freq": 1,
     "cat_smooth": 30.0,
     "verbosity": -1,
-    "num_threads": 2,
+    "num_threads": 1,  # as the value model: OpenMP teams spin when the cores are shared
     "deterministic": True,
     "force_row_wise": True,
 }
-SPREAD_ROUNDS = 300
+SPREAD_ROUNDS = 100
 # sigma is never below this share of the median cross-fitted sigma, so that a row the spread
 # model finds unusually easy still gets a range of sensible width.
 FLOOR_SHARE = 0.25
@@ -92,6 +92,16 @@ class Calibration:
         low = np.minimum(np.exp(log_median - half), price)
         high = np.maximum(np.exp(log_median + half), price)
         return low, high
+
+    def bounds_one(
+        self, log_median: float, spread: float, price: float, level: float
+    ) -> tuple[float, float]:
+        """:meth:`bounds` of one property from its raw ``spread`` model output, without
+        building arrays (their overhead is most of the cost for one value)."""
+        half = self.quantile(level) * max(spread, self.floor)
+        low = float(np.exp(log_median - half))
+        high = float(np.exp(log_median + half))
+        return min(low, price), max(high, price)
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -38,7 +38,7 @@ from imovsp.metrics import by_negotiation
 BASE_PARAMS: dict[str, Any] = {
     "objective": "huber",
     "alpha": 0.15,  # in log price: residuals past ~15% count linearly, so outliers pull less
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "min_data_in_leaf": 5,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,

@@ -108,7 +108,8 @@ class Valuer:
         self.listings = dict(listings)  # training listings, for comparables
         self.path: Path | None = None  # the model directory, once saved or loaded
         self.load_seconds: float | None = None
-        self._single_row: dict[str, list[SingleRowPredictor]] = {}
+        # Per negotiation: the ensemble members' and the spread model's single-row predictors.
+        self._single_row: dict[str, tuple[list[SingleRowPredictor], SingleRowPredictor]] = {}
 
     @property
     def version(self) -> str:
@@ -234,15 +235,21 @@ class Valuer:
         """The price of one property (sale price, or monthly rent), in BRL."""
         return self._predict_resolved(self.resolve(prop))
 
+    def _row_models(self, negotiation: str) -> tuple[list[SingleRowPredictor], SingleRowPredictor]:
+        """LightGBM's single-row C API for the ensemble and the spread model of ``negotiation``
+        (set up on first use: training never needs it)."""
+        found = self._single_row.get(negotiation)
+        if found is None:
+            n = len(FEATURES)
+            members = [SingleRowPredictor(m, n) for m in self.boosters[negotiation].members]
+            spread = SingleRowPredictor(self.calibrations[negotiation].spread, n)
+            found = self._single_row[negotiation] = (members, spread)
+        return found
+
     def _log_median(self, x: np.ndarray, negotiation: str) -> float:
-        """The ensemble's log-price estimate for one feature row, through LightGBM's
-        single-row C API (set up on first use: training never needs it)."""
-        predictors = self._single_row.get(negotiation)
-        if predictors is None:
-            members = self.boosters[negotiation].members
-            predictors = [SingleRowPredictor(m, x.shape[1]) for m in members]
-            self._single_row[negotiation] = predictors
-        return sum(p.predict(x) for p in predictors) / len(predictors)
+        """The ensemble's log-price estimate for one feature row."""
+        members, _ = self._row_models(negotiation)
+        return sum(p.predict(x) for p in members) / len(members)
 
     def _predict_resolved(self, prop: Property) -> float:
         log_median = self._log_median(self._matrix(prop), prop.negotiation)
@@ -277,24 +284,22 @@ class Valuer:
         prop = self.resolve(prop)
         x = self._matrix(prop)
         n = prop.negotiation
-        log_median = np.array([self._log_median(x, n)])
-        price = self.scale[n] * np.exp(log_median)
-        calibration = self.calibrations[n]
-        low, high = calibration.bounds(
-            log_median, calibration.sigma(x, num_threads=1), price, level
-        )
+        members, spread = self._row_models(n)
+        log_median = sum(p.predict(x) for p in members) / len(members)
+        price = self.scale[n] * float(np.exp(log_median))  # as in the batch path, to the bit
+        low, high = self.calibrations[n].bounds_one(log_median, spread.predict(x), price, level)
         baseline, reasons = self._reasons(prop, x) if explain else (None, None)
         return Valuation(
             property=prop,
-            price=float(price[0]),
+            price=price,
             model_version=self.version,
             defaulted=tuple(defaulted),
             location_estimated=prop.latitude is None or prop.longitude is None,
-            price_m2=float(price[0]) / prop.size_m2,
+            price_m2=price / prop.size_m2,
             district_median_price_m2=self.builder.district_price_m2(prop.district, n),
             level=level,
-            price_low=float(low[0]),
-            price_high=float(high[0]),
+            price_low=low,
+            price_high=high,
             baseline=baseline,
             reasons=reasons,
             comparables=self._comparables(prop, x, comparables) if comparables else None,

@@ -180,22 +180,6 @@ def fit(
     return builder, boosters
 
 
-def predict(
-    builder: FeatureBuilder,
-    boosters: dict[str, Ensemble],
-    frame: pd.DataFrame,
-    params: dict[str, dict[str, Any]],
-) -> np.ndarray:
-    cols = frame_columns(frame)
-    out = np.full(len(frame), np.nan)
-    for negotiation, booster in boosters.items():
-        m = cols["negotiation"] == negotiation
-        if m.any():
-            x = builder.matrix({k: v[m] for k, v in cols.items()}, negotiation=negotiation)
-            out[m] = params[negotiation]["scale"] * np.exp(booster.predict(x))
-    return out
-
-
 def estimate(
     builder: FeatureBuilder,
     boosters: dict[str, Ensemble],

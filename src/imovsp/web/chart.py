@@ -13,11 +13,13 @@ from imovsp.web.brl import number, price_m2
 
 TITLES = {"sale": "Venda", "rent": "Aluguel"}
 UNITS = {"sale": "R$ por m²", "rent": "R$ por m² por mês"}
-WIDTH = 440  # SVG user units; the page scales the drawing to its column
-NAME_WIDTH = 150  # district names, right-aligned before the bars
-VALUE_WIDTH = 74  # the value printed after the longest bar
-ROW = 17
-BAR = 12
+# SVG user units, drawn at about one pixel each: a phone's column (~340 px) shrinks the text
+# only a little, and the page caps how far a desktop's column enlarges it.
+WIDTH = 360
+NAME_WIDTH = 124  # district names, right-aligned before the bars
+VALUE_WIDTH = 66  # the value printed after the longest bar
+ROW = 19
+BAR = 13
 TOP = 22  # room for the axis labels
 
 
@@ -67,6 +69,13 @@ def nice_step(top: float, count: int = 5) -> float:
     return float(next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw))
 
 
+def tick_label(value: float, step: float) -> str:
+    """``0``, ``5 mil``, ``10 mil``: short enough for six labels across a phone's chart."""
+    unit, suffix = (1000.0, " mil") if step >= 1000 and value else (1.0, "")
+    decimals = 0 if float(value / unit).is_integer() else 1
+    return number(value / unit, decimals) + suffix
+
+
 def bar_chart(
     districts: Sequence[dict[str, Any]], negotiation: str, *, highlight: str | None = None
 ) -> Chart:
@@ -93,10 +102,14 @@ def bar_chart(
         )
         for i, (name, value) in enumerate(present)
     ]
-    decimals = 0 if float(step).is_integer() else 1
+    intervals = round(axis_top / step)
+    every = 2 if intervals > 4 else 1  # gridlines at every step, labels where they fit
     ticks = [
-        Tick(x=round(NAME_WIDTH + span * k * step / axis_top, 1), label=number(k * step, decimals))
-        for k in range(round(axis_top / step) + 1)
+        Tick(
+            x=round(NAME_WIDTH + span * k / intervals, 1),
+            label=tick_label(k * step, step) if k % every == 0 else "",
+        )
+        for k in range(intervals + 1)
     ]
     return Chart(
         negotiation=negotiation,

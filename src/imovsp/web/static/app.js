@@ -307,7 +307,7 @@
     } catch (error) {
       result.hidden = true;
       status.textContent = SERVER_DOWN;
-      status.className = "status problem";
+      status.className = "status unavailable";
     } finally {
       clearTimeout(timer);
       submit.disabled = false;

@@ -118,6 +118,40 @@ def api(base: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(json.loads(r.read()))
 
 
+# WCAG contrast of every visible piece of HTML text against the background it sits on.
+CONTRAST_JS = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] === 1) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *:not(svg):not(svg *)")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || style.opacity === "0") continue;
+    const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) low.push(`${el.tagName}#${el.id}: ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""
+
+
+def low_contrast(page: Page) -> list[str]:
+    return list(page.evaluate(CONTRAST_JS))
+
+
 def shot(page: Page, name: str) -> None:
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
@@ -172,6 +206,7 @@ def test_form_values_a_sale_and_a_rent_with_range_reasons_and_comparables(
         expect(page.locator("#reasons")).to_contain_text("Área de 130 m²: ")
     rows = page.locator("#comparables tbody tr")
     expect(rows).to_have_count(5)
+    assert low_contrast(page) == []
     assert rows.first.locator("td").nth(4).inner_text() == brl(expected["comparables"][0]["price"])
     shot(page, "02-result-sale")
 
@@ -212,6 +247,7 @@ def test_invalid_field_shows_a_portuguese_message_next_to_it(
     expect(page.locator("#result")).to_be_hidden()
     expect(page.locator(".error:not(:empty)")).to_have_count(1)
     if typed == "5":
+        assert low_contrast(page) == []
         shot(page, "04-invalid-size")
 
 
@@ -243,6 +279,7 @@ def test_server_failure_is_polite_and_keeps_what_was_typed(page: Page) -> None:
     status = page.locator("#form-status")
     expect(status).to_contain_text(SERVER_DOWN)
     expect(status).to_contain_text("o que você digitou continua no formulário")
+    assert low_contrast(page) == []
     shot(page, "06-server-failure")
     page.unroute("**/v1/valuations*")
     page.route("**/v1/valuations*", lambda route: route.abort("connectionrefused"))

@@ -11,9 +11,12 @@ def number(value: float, decimals: int = 0) -> str:
     return f"{value:,.{decimals}f}".translate(_SWAP)
 
 
+NBSP = "\u00a0"  # "R$" never ends a line on its own
+
+
 def brl(value: float, decimals: int = 0) -> str:
-    """``R$ 1.234.567``."""
-    return f"R$ {number(value, decimals)}"
+    """``R$ 1.234.567``, with a no-break space."""
+    return f"R${NBSP}{number(value, decimals)}"
 
 
 def price_m2(value: float, negotiation: str) -> str:

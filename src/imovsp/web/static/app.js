@@ -21,7 +21,7 @@
     const sign = value < 0 && Number(whole + (part || "")) !== 0 ? "-" : "";
     return sign + whole.replace(/\B(?=(\d{3})+(?!\d))/g, ".") + (part ? "," + part : "");
   }
-  const brl = (value, decimals = 0) => "R$ " + number(value, decimals);
+  const brl = (value, decimals = 0) => "R$\u00a0" + number(value, decimals); // never "R$" alone at a line end
   const perM2 = (value, negotiation) => brl(value, negotiation === "sale" ? 0 : 2);
   function percent(value) {
     const size = Math.abs(value);

@@ -82,19 +82,19 @@ def test_every_api_field_has_portuguese_words_and_its_bounds() -> None:
     assert set(TEXTS) == set(PropertyIn.model_fields)
     fields = page_config()["fields"]
     assert fields["size_m2"] == {"phrase": "a área", "allowed": "entre 10 e 2.000 m²"}
-    assert fields["condo_fee"]["allowed"] == "entre R$ 0 e R$ 100.000"
+    assert fields["condo_fee"]["allowed"] == "entre R$\xa00 e R$\xa0100.000"
     assert fields["rooms"]["allowed"] == "entre 0 e 20"
     assert fields["district"]["allowed"] is None
 
 
 def test_brl_is_written_as_brazilians_read_it() -> None:
-    assert brl(1_234_567) == "R$ 1.234.567"
-    assert brl(816_000.4) == "R$ 816.000"
-    assert brl(0) == "R$ 0"
+    assert brl(1_234_567) == "R$\xa01.234.567"
+    assert brl(816_000.4) == "R$\xa0816.000"
+    assert brl(0) == "R$\xa00"
     assert number(35.4, 2) == "35,40"
     assert number(-23.5614, 4) == "-23,5614"
-    assert price_m2(6279.87, "sale") == "R$ 6.280"
-    assert price_m2(68.2, "rent") == "R$ 68,20"
+    assert price_m2(6279.87, "sale") == "R$\xa06.280"
+    assert price_m2(68.2, "rent") == "R$\xa068,20"
 
 
 def test_district_chart_highlights_a_district_however_it_is_written(client: TestClient) -> None:
@@ -120,12 +120,12 @@ def test_bar_chart_sorts_scales_and_lists_districts_without_listings() -> None:
     ]
     chart = bar_chart(rows, "sale", highlight="Brás")
     assert [b.name for b in chart.bars] == ["Moema", "Brás", "Água Rasa"]
-    assert [b.label for b in chart.bars] == ["R$ 13.000", "R$ 6.500", "R$ 5.000"]
+    assert [b.label for b in chart.bars] == ["R$\xa013.000", "R$\xa06.500", "R$\xa05.000"]
     assert chart.bars[0].width / chart.bars[2].width == pytest.approx(13000 / 5000, rel=0.01)
     assert [b.highlighted for b in chart.bars] == [False, True, False]
     assert [t.label for t in chart.ticks if t.label] == ["0", "5 mil", "10 mil", "15 mil"]
     rent = bar_chart(rows, "rent")
-    assert [b.label for b in rent.bars] == ["R$ 57,20", "R$ 37,10"]
+    assert [b.label for b in rent.bars] == ["R$\xa057,20", "R$\xa037,10"]
     assert rent.missing == ["Água Rasa"]
 
 

@@ -282,6 +282,15 @@ def test_server_failure_is_polite_and_keeps_what_was_typed(page: Page) -> None:
     assert low_contrast(page) == []
     shot(page, "06-server-failure")
     page.unroute("**/v1/valuations*")
+    page.route(
+        "**/v1/valuations*",
+        lambda route: route.fulfill(status=429, content_type="application/json", body="{}"),
+    )
+    submit(page)
+    expect(status).to_have_text(
+        "Muitos pedidos em pouco tempo. Espere alguns segundos e tente de novo."
+    )
+    page.unroute("**/v1/valuations*")
     page.route("**/v1/valuations*", lambda route: route.abort("connectionrefused"))
     submit(page)
     expect(page.get_by_role("button", name="Calcular")).to_be_enabled()

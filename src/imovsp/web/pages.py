@@ -11,7 +11,7 @@ outside the app, and its Content-Security-Policy says so to the browser.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import annotated_types
 from fastapi import APIRouter, FastAPI, Query
@@ -85,10 +85,10 @@ def bounds(name: str) -> tuple[float | None, float | None]:
     low = high = None
     for rule in PropertyIn.model_fields[name].metadata:
         if isinstance(rule, annotated_types.Ge):
-            low = rule.ge
+            low = cast(float, rule.ge)
         elif isinstance(rule, annotated_types.Le):
-            high = rule.le
-    return low, high  # type: ignore[return-value]
+            high = cast(float, rule.le)
+    return low, high
 
 
 def allowed(name: str) -> str | None:

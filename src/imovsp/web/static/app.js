@@ -300,6 +300,10 @@
       result.hidden = true;
       if (response.status === 422 && answer) showProblem(answer, sent);
       else if (response.status >= 500 || !answer) throw new Error(`HTTP ${response.status}`);
+      else if (response.status === 429) {
+        status.textContent = "Muitos pedidos em pouco tempo. Espere alguns segundos e tente de novo.";
+        status.className = "status unavailable";
+      }
       else {
         status.textContent = "Não conseguimos avaliar com esses dados. Confira o formulário.";
         status.className = "status problem";

@@ -206,10 +206,6 @@ def test_seed_request_bad_bodies(client: TestClient, raw: bytes, status: int, de
     assert_error(response, status, detail)
 
 
-def test_get_on_the_old_route_is_405(client: TestClient) -> None:
-    assert_error(client.get("/"), 405, "method GET is not allowed on /; use POST")
-
-
 def test_openapi_in_docs_is_the_one_served(client: TestClient) -> None:
     kept = json.loads((Path(__file__).resolve().parents[1] / "docs/openapi.json").read_text())
     served = client.get("/openapi.json").json()

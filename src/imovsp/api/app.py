@@ -18,6 +18,7 @@ from imovsp.api.render import Valuing
 from imovsp.api.schemas import BatchIn, PropertyIn
 from imovsp.settings import Settings, get_settings
 from imovsp.valuer import Valuer
+from imovsp.web import install as install_web
 
 DESCRIPTION = """\
 Values apartments in São Paulo: the sale price, or the monthly rent, in BRL.
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     app.include_router(routes.router)
     app.include_router(legacy.router)
     app.include_router(ops.router)
+    install_web(app)
     app.add_middleware(
         telemetry.Observe,
         max_body_bytes=settings.max_body_bytes,

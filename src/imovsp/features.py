@@ -249,13 +249,8 @@ class FeatureBuilder:
     district_price_m2_: np.ndarray
     neighbours_: dict[str, NeighbourIndex]
 
-    def fit(self, frame: pd.DataFrame, *, priced: np.ndarray | None = None) -> FeatureBuilder:
-        """Learn district levels, district centres and the neighbour indexes.
-
-        ``priced`` (boolean mask) limits the rows whose prices the features may use (the
-        neighbour indexes, the district medians) to those rows: cross-validation hides the
-        held fold's prices this way while every district stays known.
-        """
+    def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
+        """Learn district levels, district centres and the neighbour indexes."""
         self.districts_ = sorted(frame[data.DISTRICT].unique())
         located = frame.dropna(subset=[data.LATITUDE, data.LONGITUDE])
         centres = located.groupby(data.DISTRICT)[[data.LATITUDE, data.LONGITUDE]].median()
@@ -268,10 +263,9 @@ class FeatureBuilder:
         lat, lon = self._locate(cols)[:2]
         xy = project(lat, lon)
         log_price_m2 = np.log(frame[data.PRICE].to_numpy(float) / cols["size_m2"])
-        usable = np.ones(len(frame), dtype=bool) if priced is None else np.asarray(priced, bool)
         self.neighbours_ = {}
         for negotiation in data.NEGOTIATIONS:
-            m = (cols["negotiation"] == negotiation) & usable
+            m = cols["negotiation"] == negotiation
             if m.any():
                 self.neighbours_[negotiation] = NeighbourIndex(
                     xy[m], np.log(cols["size_m2"][m]), log_price_m2[m]
@@ -280,7 +274,7 @@ class FeatureBuilder:
         codes = self._locate(cols)[3]
         self.district_price_m2_ = np.full((len(self.districts_), len(data.NEGOTIATIONS)), np.nan)
         for j, negotiation in enumerate(data.NEGOTIATIONS):
-            m = (cols["negotiation"] == negotiation) & usable
+            m = cols["negotiation"] == negotiation
             per_m2 = pd.Series(np.exp(log_price_m2[m])).groupby(codes[m]).median()
             self.district_price_m2_[per_m2.index.to_numpy(), j] = per_m2.to_numpy()
         return self

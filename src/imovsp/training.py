@@ -111,95 +111,51 @@ def _dataset(x: np.ndarray, y: np.ndarray) -> lgb.Dataset:
     )
 
 
-@dataclass
-class Fold:
-    """One cross-validation fold of one negotiation type's train rows, with features built as
-    they would be for new listings: the held rows' neighbourhood features come from the fit
-    rows only (a builder fitted on all train rows would give held rows their fold-mates'
-    prices, and make out-of-fold errors, hence the ranges, too optimistic)."""
-
-    held: np.ndarray  # positions among the negotiation's train rows
-    x_fit: np.ndarray
-    y_fit: np.ndarray
-    x_held: np.ndarray
-    y_held: np.ndarray
-
-
-def folds_of(train_rows: pd.DataFrame, negotiation: str, *, seed: int, folds: int) -> list[Fold]:
-    """The ``folds`` folds of the ``negotiation`` rows of ``train_rows``."""
-    mine = np.flatnonzero(train_rows[data.NEGOTIATION].to_numpy() == negotiation)
-    out = []
-    for _, held_pos in KFold(folds, shuffle=True, random_state=seed).split(mine):
-        priced = np.ones(len(train_rows), dtype=bool)
-        priced[mine[held_pos]] = False
-        builder = FeatureBuilder().fit(train_rows, priced=priced)
-        x_fit, y_fit = _design(builder, train_rows[priced], negotiation)
-        held = train_rows.iloc[mine[held_pos]]
-        cols = frame_columns(held)
-        x_held = builder.matrix(cols, negotiation=negotiation)
-        y_held = np.log(held[data.PRICE].to_numpy(float))
-        out.append(Fold(held_pos, x_fit, y_fit, x_held, y_held))
-    return out
-
-
-def _curve(params: dict[str, Any], fold: Fold) -> tuple[lgb.Booster, list[float]]:
-    """A booster grown on the fold's fit rows until the held rows stop improving, and its
-    held-out L1 (log price) after each tree."""
-    held = _dataset(fold.x_held, fold.y_held)
-    record: dict[str, Any] = {}
-    booster = lgb.train(
-        {**params, "metric": "l1"},
-        _dataset(fold.x_fit, fold.y_fit),
-        MAX_ROUNDS,
-        valid_sets=[held],
-        valid_names=["held"],
-        callbacks=[lgb.early_stopping(50, verbose=False), lgb.record_evaluation(record)],
-    )
-    return booster, list(record["held"]["l1"])
-
-
-def tune(folds: list[Fold], *, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cross-validate the grid on the ``folds`` of one negotiation type; return the best
+def tune(
+    x: np.ndarray, y: np.ndarray, *, seed: int, folds: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cross-validate the grid on features ``x`` and log prices ``y``; return the best
     parameters and the CV log.
 
-    The number of trees is where the mean held-out L1 over the folds is lowest. The log
-    includes the out-of-fold predictions of the whole ensemble (``oof``, log price) and the
-    held rows' features (``x_oof``), which choose the output scale here and calibrate the
-    price ranges.
+    The log includes the out-of-fold predictions of the best setting (``oof``, log price),
+    which choose the output scale here and calibrate the price ranges.
     """
-    n = sum(len(f.held) for f in folds)
+    splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
     trials: list[dict[str, Any]] = []
-    grown: list[list[lgb.Booster]] = []
+    cv_boosters: list[Any] = []
     for values in itertools.product(*GRID.values()):
         grid_point = dict(zip(GRID, values, strict=True))
-        runs = [_curve({**BASE_PARAMS, **grid_point, "seed": seed}, f) for f in folds]
-        length = min(len(curve) for _, curve in runs)
-        mean = np.mean([curve[:length] for _, curve in runs], axis=0)
-        rounds = int(np.argmin(mean)) + 1
-        trials.append(
-            {"params": grid_point, "rounds": rounds, "cv_l1_log": round(float(mean[rounds - 1]), 5)}
+        result: dict[str, Any] = lgb.cv(
+            {**BASE_PARAMS, **grid_point, "seed": seed},
+            _dataset(x, y),
+            num_boost_round=MAX_ROUNDS,
+            folds=splits,
+            metrics=["l1"],
+            callbacks=[lgb.early_stopping(50, verbose=False)],
+            return_cvbooster=True,
         )
-        grown.append([booster for booster, _ in runs])
+        scores = result["valid l1-mean"]
+        trials.append(
+            {"params": grid_point, "rounds": len(scores), "cv_l1_log": round(float(scores[-1]), 5)}
+        )
+        cv_boosters.append(result["cvbooster"])
     best_i = min(range(len(trials)), key=lambda i: float(trials[i]["cv_l1_log"]))
     best = trials[best_i]
     params = {**BASE_PARAMS, **best["params"], "seed": seed, "num_rounds": best["rounds"]}
     # Out-of-fold predictions of the whole ensemble: the tuned member from its CV run, the
     # others fitted on the same folds.
-    member_oof = np.empty((len(ensemble.MEMBERS), n))
-    x_oof = np.empty((n, len(FEATURES)))
-    y = np.empty(n)
-    for booster, f in zip(grown[best_i], folds, strict=True):
-        member_oof[0, f.held] = booster.predict(f.x_held, num_iteration=best["rounds"])
-        x_oof[f.held], y[f.held] = f.x_held, f.y_held
+    member_oof = np.empty((len(ensemble.MEMBERS), len(y)))
+    for booster, (_, held) in zip(cv_boosters[best_i].boosters, splits, strict=True):
+        member_oof[0, held] = booster.predict(x[held], num_iteration=best["rounds"])
     for i in range(1, len(ensemble.MEMBERS)):
         member, rounds = ensemble.member_params(params, i)
-        for f in folds:
-            booster = lgb.train(member, _dataset(f.x_fit, f.y_fit), rounds)
-            member_oof[i, f.held] = booster.predict(f.x_held)
+        for fit_rows, held in splits:
+            booster = lgb.train(member, _dataset(x[fit_rows], y[fit_rows]), rounds)
+            member_oof[i, held] = booster.predict(x[held])
     oof = member_oof.mean(axis=0)
     params["scale"] = scale = best_scale(np.exp(y), np.exp(oof))
-    log = {"folds": len(folds), "trials": trials, "best": best, "scale": scale}
-    return params, {**log, "oof": oof, "x_oof": x_oof, "member_oof": member_oof}
+    log = {"folds": folds, "trials": trials, "best": best, "scale": scale, "oof": oof}
+    return params, log
 
 
 def best_scale(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -307,17 +263,15 @@ def train(
     train_rows, test_rows = split(frame, test_size=test_size, seed=seed)
     progress(f"split: {len(train_rows)} train rows, {len(test_rows)} test rows (seed {seed})")
 
+    builder = FeatureBuilder().fit(train_rows)
     params, cv, oof, calibrations = {}, {}, {}, {}
     for negotiation in data.NEGOTIATIONS:
         if not (train_rows[data.NEGOTIATION] == negotiation).any():
             continue
         progress(f"tuning the {negotiation} model: {folds}-fold CV over {_grid_size()} settings")
-        parts = folds_of(train_rows, negotiation, seed=seed, folds=folds)
-        params[negotiation], cv[negotiation] = tune(parts, seed=seed)
+        x, y = _design(builder, train_rows, negotiation)
+        params[negotiation], cv[negotiation] = tune(x, y, seed=seed, folds=folds)
         rows = train_rows[train_rows[data.NEGOTIATION] == negotiation]
-        x = cv[negotiation].pop("x_oof")
-        cv[negotiation].pop("member_oof")
-        y = np.log(rows[data.PRICE].to_numpy(float))
         oof[negotiation] = (cv[negotiation].pop("oof"), rows[data.PRICE].to_numpy(float))
         best = cv[negotiation]["best"]
         progress(

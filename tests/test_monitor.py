@@ -21,7 +21,7 @@ from imovsp.api import create_app
 from imovsp.cli import cli
 from imovsp.features import frame_columns
 from imovsp.monitoring.recorder import row
-from imovsp.monitoring.store import Store
+from imovsp.monitoring.store import Store, head
 from imovsp.settings import get_settings
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
@@ -321,3 +321,41 @@ def test_since_reads_durations_and_dates() -> None:
     assert parse_since("90m", now) == datetime(2026, 11, 27, 10, 30)
     assert parse_since("2026-11-01", now) == datetime(2026, 11, 1)
     assert parse_since("2026-11-01T08:00-03:00", now) == datetime(2026, 11, 1, 11, 0)
+
+
+def test_db_upgrade_creates_then_keeps_the_schema(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("IMOVSP_DATABASE_URL", f"sqlite:///{tmp_path / 'log.db'}")
+    get_settings.cache_clear()
+    first = CliRunner().invoke(cli, ["db", "upgrade"])
+    assert first.exit_code == 0, first.output
+    assert f"schema {head()} (from an empty database)" in first.output
+    again = CliRunner().invoke(cli, ["db", "upgrade"])
+    assert again.exit_code == 0, again.output
+    assert f"schema {head()} (already there)" in again.output
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "mysql://me@host/db",
+            "IMOVSP_DATABASE_URL: Value error, use sqlite:///FILE or postgresql",
+        ),
+        (
+            "postgresql://me:secret@127.0.0.1:1/db",
+            "cannot use the prediction log at postgresql+psycopg://me:***@127.0.0.1:1/db",
+        ),
+    ],
+)
+def test_db_upgrade_mistakes_are_one_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.setenv("IMOVSP_DATABASE_URL", url)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli, ["db", "upgrade"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "secret" not in result.output
+    assert len(result.output.strip().splitlines()) == 1

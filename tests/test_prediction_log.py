@@ -4,9 +4,13 @@ feedback ties a real price to a valuation. Against SQLite and a real PostgreSQL 
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import subprocess
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from imovsp.monitoring.store import Store, feedback, head, metadata, valuations
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 from test_api import SANTANA, assert_error
-from test_api_serve import free_port
+from test_api_serve import BIN, free_port, server_env, stop, wait_ready
 
 POSTGRES = "IMOVSP_TEST_POSTGRES_URL"
 RENT = {"negotiation": "rent", "district": "Pinheiros", "size_m2": 70, "rooms": 2}
@@ -311,3 +315,43 @@ def test_feedback_on_a_batch_names_the_item(client: TestClient) -> None:
         f"request {rid!r} has no valuation at index 5 (it has 0, 1)",
     )
     assert client.post("/v1/feedback", json={**ask, "index": 0}).status_code == 201
+
+
+def test_sigterm_writes_what_every_worker_still_holds(models_dir: Path, tmp_path: Path) -> None:
+    """A real server with two workers, stopped as a platform stops it: every valuation it
+    answered is in the log afterwards, although none was due to be written yet."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "imovsp"), "serve", "--port", str(port), "--workers", "2"],
+        env=server_env(
+            models_dir,
+            IMOVSP_DATABASE_URL=url,
+            IMOVSP_LOG_FLUSH_SECONDS="60",
+            IMOVSP_LOG_BATCH_SIZE="100000",
+            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+
+        def value(i: int) -> str:
+            request = urllib.request.Request(
+                f"{base}/v1/valuations",
+                json.dumps(SANTANA).encode(),
+                {"content-type": "application/json", "x-request-id": f"term-{i}"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return str(json.loads(r.read())["request_id"])
+
+        with ThreadPoolExecutor(8) as pool:  # concurrent: both workers take some
+            answered = set(pool.map(value, range(40)))
+    finally:
+        out = stop(proc)
+    assert answered == {f"term-{i}" for i in range(40)}
+    assert sorted(r["request_id"] for r in rows(url)) == sorted(answered), out
+    assert "prediction_log_lost_at_shutdown" not in out

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -127,14 +128,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def _json(value: Any) -> str:
+    # orjson: the JSON columns are most of the writer's work with the standard library's.
+    return orjson.dumps(value).decode()
+
+
 def create_engine(url: str) -> Engine:
     parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = sa.create_engine(parsed)
+        engine = sa.create_engine(parsed, json_serializer=_json)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(
-        parsed, pool_pre_ping=True, pool_size=2, connect_args={"connect_timeout": 5}
+        parsed,
+        json_serializer=_json,
+        pool_pre_ping=True,
+        pool_size=2,
+        connect_args={"connect_timeout": 5},
     )
 
 

@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY
 from imovsp.api import create_app
 from imovsp.api.feedback import FeedbackOut
 from imovsp.features import Property
+from imovsp.monitoring import feedback as prediction_log_feedback
 from imovsp.monitoring import recorder as prediction_log
 from imovsp.monitoring.store import Store, feedback, head, metadata, valuations
 from imovsp.settings import Settings
@@ -355,3 +356,35 @@ def test_sigterm_writes_what_every_worker_still_holds(models_dir: Path, tmp_path
     assert answered == {f"term-{i}" for i in range(40)}
     assert sorted(r["request_id"] for r in rows(url)) == sorted(answered), out
     assert "prediction_log_lost_at_shutdown" not in out
+
+
+def test_feedback_finds_a_valuation_another_worker_still_holds(
+    database: str, models_dir: Path, valuer: Valuer
+) -> None:
+    """With several workers, the valuation may sit in another process's buffer: feedback
+    waits for that worker's next write instead of answering 404."""
+    other = prediction_log.Recorder(
+        Store(database), settings_for(models_dir, database, log_flush_seconds=0.05)
+    )
+    this = prediction_log.Recorder(
+        Store(database), settings_for(models_dir, database, log_flush_seconds=2)
+    )
+    this.start()
+    assert this.flush(10)  # schema in place
+    other.record(
+        "api",
+        "elsewhere",
+        SANTANA,
+        valuer.value(Property("sale", "Santana", 130.0, 4, 3, 1, 2)),
+        0.001,
+    )
+    other.start()
+    try:
+        stored = prediction_log_feedback.add(
+            this, request_id="elsewhere", index=None, actual_price=7e5, kind="sold"
+        )
+    finally:
+        other.close()
+        this.close()
+    assert stored["request_id"] == "elsewhere"
+    assert stored["negotiation"] == "sale"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,6 +20,10 @@ class FeedbackError(Exception):
     def __init__(self, status: int, detail: str) -> None:
         self.status, self.detail = status, detail
         super().__init__(detail)
+
+
+def _missing(rows: list[Any], index: int | None) -> bool:
+    return not rows or (index is not None and all(r.item_index != index for r in rows))
 
 
 def _choose(rows: list[Any], request_id: str, index: int | None) -> Any:
@@ -64,10 +69,16 @@ def add(
             recorder.flush(FLUSH_TIMEOUT)
         rows = store.find_valuations(request_id)
         written = True
-        if not rows or (index is not None and all(r.item_index != index for r in rows)):
-            # It may still be in memory, on its way to the database: write it first.
+        if _missing(rows, index):
+            # It may still be in memory, on its way to the database: this process writes
+            # what it holds at once; other workers (and replicas) write theirs within their
+            # flush interval, so it is looked for again until then.
             written = recorder.flush(FLUSH_TIMEOUT)
+            deadline = time.monotonic() + 2 * recorder.interval + 0.5
             rows = store.find_valuations(request_id)
+            while _missing(rows, index) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                rows = store.find_valuations(request_id)
         if not rows:
             if not written:
                 raise FeedbackError(503, UNAVAILABLE)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +15,20 @@ from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
 
 REAL_DATA = Path(__file__).resolve().parents[1] / "../shared/data/sp-apartments-2019-dev.csv"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prediction_log_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every app a test starts logs its valuations to a throwaway SQLite file, not to the
+    default ``imovsp.db`` in the working directory (tests that look at the log set their own)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('log') / 'imovsp.db'}"
+    before = os.environ.get("IMOVSP_DATABASE_URL")
+    os.environ["IMOVSP_DATABASE_URL"] = url
+    yield
+    if before is None:
+        os.environ.pop("IMOVSP_DATABASE_URL", None)
+    else:
+        os.environ["IMOVSP_DATABASE_URL"] = before
 
 
 @pytest.fixture(scope="session")

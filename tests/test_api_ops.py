@@ -217,6 +217,7 @@ def test_openapi_in_docs_is_the_one_served(client: TestClient) -> None:
         "/v1/valuations/batch",
         "/v1/model",
         "/v1/districts",
+        "/v1/feedback",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -39,6 +39,8 @@ def server_env(models_dir: Path, **extra: str) -> dict[str, str]:
         **env,
         "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         "IMOVSP_MODELS_DIR": str(models_dir),
+        # The prediction log goes beside the test models, not into the working directory.
+        "IMOVSP_DATABASE_URL": f"sqlite:///{models_dir.parent / 'serve-log.db'}",
         "PYTHONUNBUFFERED": "1",
         **extra,
     }

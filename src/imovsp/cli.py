@@ -27,6 +27,7 @@ from imovsp.data import DataError
 from imovsp.features import Property, UnknownDistrictError
 from imovsp.formats import Format
 from imovsp.metrics import by_negotiation, format_ranges, format_table
+from imovsp.monitoring.commands import db, monitor
 from imovsp.ranges import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings, variable_names
 from imovsp.valuer import Valuation, Valuer
@@ -632,6 +633,10 @@ def serve(
     from imovsp.api.server import run  # the web stack only loads for this command
 
     run(settings, path, host=host, port=port, workers=workers)
+
+
+cli.add_command(db)
+cli.add_command(monitor)
 
 
 def main() -> None:

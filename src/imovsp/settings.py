@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The development setup keeps the data beside the clone, in ../shared (see README).
 DEV_DATA = Path("../shared/data/sp-apartments-2019-dev.csv")
+DATABASE_URL = re.compile(r"^(sqlite|postgres|postgresql)(\+[a-z0-9_]+)?://")
 
 
 class Settings(BaseSettings):
@@ -64,6 +66,50 @@ class Settings(BaseSettings):
         ),
     )
     access_log: bool = Field(True, description="Write one JSON line per request to stdout.")
+
+    # -- the prediction log and monitoring (see imovsp.monitoring) -----------------------------
+    database_url: str = Field(
+        "sqlite:///imovsp.db",
+        min_length=1,
+        description="SQLAlchemy URL of the prediction log: a SQLite file (relative to the "
+        "working directory) or postgresql://user:password@host/db.",
+    )
+    prediction_log: bool = Field(True, description="Record every valuation served.")
+    log_buffer_size: int = Field(
+        100_000, ge=100, description="Valuations held in memory awaiting the database at most."
+    )
+    log_batch_size: int = Field(500, ge=1, description="Valuations written per statement.")
+    log_flush_seconds: float = Field(
+        0.5, gt=0, le=60, description="Longest a valuation waits in memory before its write."
+    )
+    log_retries: int = Field(
+        5, ge=0, le=20, description="Failed writes (with growing pauses) before records drop."
+    )
+    log_shutdown_seconds: float = Field(
+        10.0, ge=0, description="Time that writing the last records gets at shutdown."
+    )
+    psi_alert: float = Field(
+        0.25, gt=0, description="`imovsp monitor` alerts at a PSI above this, for any variable."
+    )
+    mape_alert_ratio: float = Field(
+        1.5, gt=1, description="...and at a live MAPE above this times the model card's."
+    )
+    coverage_alert: float = Field(
+        10.0, gt=0, le=100, description="...or range coverage this many points under nominal."
+    )
+    monitor_min_valuations: int = Field(
+        100, ge=1, description="Valuations of one type needed before drift is judged."
+    )
+    monitor_min_feedback: int = Field(
+        30, ge=1, description="Feedback records of one type needed before error is judged."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        if not DATABASE_URL.match(url):
+            raise ValueError("use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        return url
 
 
 def variable_names(field: str) -> str:

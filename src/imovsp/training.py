@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold, train_test_split
 
-from imovsp import comparables, data, ensemble, ranges
+from imovsp import comparables, data, drift, ensemble, ranges
 from imovsp.comparables import ComparableIndex
 from imovsp.ensemble import Ensemble
 from imovsp.features import CATEGORICAL, FEATURES, FeatureBuilder, frame_columns
@@ -79,6 +79,8 @@ class TrainResult:
     comparables: dict[str, ComparableIndex] = field(default_factory=dict)
     # The test rows with the eval model's price and 80% range (and the seed approach's price).
     test: pd.DataFrame | None = None
+    # The training distribution that monitoring compares live inputs with (see :mod:`drift`).
+    reference: drift.Reference | None = None
 
 
 def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -299,6 +301,12 @@ def train(
     progress(f"refitting on all {len(frame)} rows")
     final_builder, final_boosters = fit(frame, params)
     listings = comparables.fit(frame, final_builder.codes_)
+    reference = drift.reference(
+        frame,
+        districts=final_builder.districts_,
+        district_price_m2=final_builder.district_price_m2_,
+        predicted={n: params[n]["scale"] * np.exp(oof[n][0]) for n in oof},
+    )
     metrics = {
         "split": {
             "test_size": test_size,
@@ -311,7 +319,16 @@ def train(
         "seconds": round(time.perf_counter() - started, 1),
     }
     return TrainResult(
-        final_builder, final_boosters, params, metrics, cv, oof, calibrations, listings, test_table
+        final_builder,
+        final_boosters,
+        params,
+        metrics,
+        cv,
+        oof,
+        calibrations,
+        listings,
+        test_table,
+        reference=reference,
     )
 
 

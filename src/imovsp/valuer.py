@@ -24,6 +24,7 @@ from imovsp import artifact, comparables, data, explain, ranges, training
 from imovsp.artifact import Artifact, ArtifactError
 from imovsp.comparables import MAX_COMPARABLES, ComparableIndex
 from imovsp.data import DataReport
+from imovsp.drift import Reference
 from imovsp.ensemble import Ensemble, member_names
 from imovsp.features import FEATURES, FeatureBuilder, Property
 from imovsp.ranges import DEFAULT_LEVEL, Calibration
@@ -99,6 +100,7 @@ class Valuer:
         *,
         calibrations: Mapping[str, Calibration],
         listings: Mapping[str, ComparableIndex],
+        reference: Reference | None = None,
     ) -> None:
         self.builder = builder
         self.boosters = dict(boosters)
@@ -106,6 +108,8 @@ class Valuer:
         self.scale = {n: float(metadata["params"][n]["scale"]) for n in self.boosters}
         self.calibrations = dict(calibrations)
         self.listings = dict(listings)  # training listings, for comparables
+        # The training distribution, for monitoring (None in models trained before it existed).
+        self.reference = reference
         self.path: Path | None = None  # the model directory, once saved or loaded
         self.load_seconds: float | None = None
         # Per negotiation: the ensemble members' and the spread model's single-row predictors.
@@ -151,17 +155,22 @@ class Valuer:
                 "sigma_floor": {n: c.floor for n, c in result.calibrations.items()},
             },
         }
+        if result.reference is not None:
+            metadata["reference"] = result.reference.state()[0]
         return cls(
             result.builder,
             result.boosters,
             metadata,
             calibrations=result.calibrations,
             listings=result.comparables,
+            reference=result.reference,
         )
 
     def to_artifact(self) -> Artifact:
         _, arrays = self.builder.state()
         arrays.update(comparables.state(self.listings))
+        if self.reference is not None:
+            arrays.update(self.reference.state()[1])
         models = {
             name: member.model_to_string()
             for n, model in self.boosters.items()
@@ -200,6 +209,11 @@ class Valuer:
                 for n in negotiations
             }
             listings = comparables.from_state(art.arrays)
+            reference = (
+                Reference.from_state(meta["reference"], art.arrays, builder.districts_)
+                if "reference" in meta
+                else None
+            )
         except (KeyError, ValueError, lgb.basic.LightGBMError) as exc:
             raise ArtifactError(f"{path} cannot be used: {exc!s}") from None
         for name, booster in models.items():
@@ -209,7 +223,14 @@ class Valuer:
         if absent:
             raise ArtifactError(f"{path} has no model {', '.join(absent)}")
         boosters = {n: Ensemble([models[m] for m in member_names(n)]) for n in negotiations}
-        valuer = cls(builder, boosters, meta, calibrations=calibrations, listings=listings)
+        valuer = cls(
+            builder,
+            boosters,
+            meta,
+            calibrations=calibrations,
+            listings=listings,
+            reference=reference,
+        )
         valuer.path = path
         valuer.load_seconds = time.perf_counter() - started
         return valuer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -13,9 +14,10 @@ from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
 from imovsp import artifact
-from imovsp.api import errors, legacy, ops, routes, telemetry
+from imovsp.api import errors, feedback, legacy, ops, routes, telemetry
 from imovsp.api.render import Valuing
 from imovsp.api.schemas import BatchIn, PropertyIn
+from imovsp.monitoring import recorder as prediction_log
 from imovsp.settings import Settings, get_settings
 from imovsp.valuer import Valuer
 from imovsp.web import install as install_web
@@ -30,6 +32,7 @@ deployment's one-hot request working. Every error is JSON with a specific `detai
 TAGS = [
     {"name": "valuations", "description": "Value one property or a batch."},
     {"name": "model", "description": "What the served model is and knows."},
+    {"name": "feedback", "description": "Real prices of valued properties, for monitoring."},
     {"name": "operations", "description": "Health, readiness and Prometheus metrics."},
     {"name": "compatibility", "description": "The old deployment's endpoint."},
 ]
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
         app.state.valuer = loaded
         app.state.valuing = Valuing(loaded)
         telemetry.set_model_info(loaded.version)
+        app.state.recorder = prediction_log.create(settings)
         # The libraries and the model are here for good: leave them out of every garbage
         # collection from now on, or full collections walk them and stall requests.
         gc.collect()
@@ -100,6 +104,8 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
             pid=os.getpid(),
         )
         yield
+        # After SIGTERM, once requests in flight are answered: write every buffered record.
+        await asyncio.to_thread(app.state.recorder.close)
         telemetry.log_event("stopped", pid=os.getpid())
 
     app = FastAPI(
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     telemetry.access_logger.disabled = not settings.access_log
     errors.install(app)
     app.include_router(routes.router)
+    app.include_router(feedback.router)
     app.include_router(legacy.router)
     app.include_router(ops.router)
     install_web(app)

@@ -8,6 +8,7 @@ out; the district and negotiation one-hots must each have exactly one key set to
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from imovsp.api import telemetry
-from imovsp.api.deps import valuing
+from imovsp.api.deps import request_id, valuing
 from imovsp.api.errors import PropertyError, error_response, field_errors
 from imovsp.api.routes import ERRORS, JSONBytes
 from imovsp.api.schemas import PropertyIn, SeedPrediction
@@ -140,6 +141,7 @@ async def seed_valuation(request: Request) -> Response:
 
     Like the old app, the body is read as JSON whatever its Content-Type.
     """
+    started = time.perf_counter()
     raw = await request.body()
     if not raw.strip():
         return error_response(request, 400, "the request body is empty: send a JSON object")
@@ -161,4 +163,7 @@ async def seed_valuation(request: Request) -> Response:
     except ValueError as exc:
         raise PropertyError.from_value_error(exc) from None
     telemetry.record_valuations({valuation.property.negotiation: 1})
+    request.app.state.recorder.record(
+        "legacy", request_id(request), item, valuation, time.perf_counter() - started
+    )
     return JSONBytes({ANSWER_KEY: round(valuation.price, 2)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from imovsp.api.schemas import (
     ValuationOut,
 )
 from imovsp.features import FLAGS, SIZE_BINS, TYPICAL
+from imovsp.monitoring.recorder import Recorder
 from imovsp.valuer import Valuer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -82,6 +84,7 @@ def documented(body: type[BaseModel]) -> dict[str, Any]:
 )
 async def create_valuation(request: Request) -> Response:
     """The price of one apartment (sale price, or monthly rent), with what was assumed."""
+    started = time.perf_counter()
     item = await read_json(request, PropertyIn)
     served = valuing(request)
     kwargs, notes = served.arguments(read_options(request))
@@ -91,7 +94,9 @@ async def create_valuation(request: Request) -> Response:
     except ValueError as exc:
         raise PropertyError.from_value_error(exc) from None
     telemetry.record_valuations({valuation.property.negotiation: 1})
-    return JSONBytes(valuation_dict(valuation, request_id=request_id(request), notes=notes))
+    rid = request_id(request)
+    request.app.state.recorder.record("api", rid, item, valuation, time.perf_counter() - started)
+    return JSONBytes(valuation_dict(valuation, request_id=rid, notes=notes))
 
 
 async def valuations_asgi(scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,16 +110,24 @@ async def valuations_asgi(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def _value_batch(
-    valuing: Valuing, items: list[PropertyIn], kwargs: dict[str, Any], *, rid: str, notes: list[str]
+    valuing: Valuing,
+    items: list[PropertyIn],
+    kwargs: dict[str, Any],
+    *,
+    rid: str,
+    notes: list[str],
+    recorder: Recorder,
 ) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     counts = dict.fromkeys(data.NEGOTIATIONS, 0)
     for index, item in enumerate(items):
+        started = time.perf_counter()
         try:
             valuation = valuing.value(item, kwargs)
         except ValueError as exc:
             results.append({"index": index, "valuation": None, "error": str(exc)})
             continue
+        recorder.record("batch", rid, item, valuation, time.perf_counter() - started, index)
         counts[valuation.property.negotiation] += 1
         rendered = valuation_dict(valuation, request_id=rid, notes=notes)
         results.append({"index": index, "valuation": rendered, "error": None})
@@ -149,7 +162,13 @@ async def create_batch(request: Request, settings: SettingsDep) -> Response:
     kwargs, notes = served.arguments(read_options(request))
     # A large batch takes a while: off the event loop, so other requests keep flowing.
     body = await run_in_threadpool(
-        _value_batch, served, batch.items, kwargs, rid=request_id(request), notes=notes
+        _value_batch,
+        served,
+        batch.items,
+        kwargs,
+        rid=request_id(request),
+        notes=notes,
+        recorder=request.app.state.recorder,
     )
     return JSONBytes(body)
 

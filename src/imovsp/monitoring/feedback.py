@@ -1,0 +1,115 @@
+"""Feedback: the real price of a property that was valued, tied to its logged valuation."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from imovsp.monitoring.recorder import Recorder
+from imovsp.monitoring.store import KINDS
+
+FLUSH_TIMEOUT = 5.0  # seconds to wait for a valuation still in memory to reach the database
+UNAVAILABLE = "the prediction log's database is not answering: try again later"
+
+
+class FeedbackError(Exception):
+    """Feedback that cannot be stored: an HTTP status and a message that says why."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status, self.detail = status, detail
+        super().__init__(detail)
+
+
+def _missing(rows: list[Any], index: int | None) -> bool:
+    return not rows or (index is not None and all(r.item_index != index for r in rows))
+
+
+def _choose(rows: list[Any], request_id: str, index: int | None) -> Any:
+    """The valuation that feedback names: by batch ``index``, else the request's only (or, if a
+    client reused the id, latest) single valuation. ``rows`` come newest first."""
+    if index is not None:
+        for r in rows:
+            if r.item_index == index:
+                return r
+        indexes = sorted({r.item_index for r in rows if r.item_index is not None})
+        if not indexes:
+            raise FeedbackError(
+                404, f"request {request_id!r} valued one property, not a batch: leave out index"
+            )
+        listed = ", ".join(map(str, indexes[:10])) + (", ..." if len(indexes) > 10 else "")
+        raise FeedbackError(
+            404, f"request {request_id!r} has no valuation at index {index} (it has {listed})"
+        )
+    singles = [r for r in rows if r.item_index is None]
+    if singles:
+        return singles[0]
+    raise FeedbackError(
+        422,
+        f"request {request_id!r} valued a batch of {len(rows)} properties: say which one with "
+        "index (its position in the batch)",
+    )
+
+
+def add(
+    recorder: Recorder, *, request_id: str, index: int | None, actual_price: float, kind: str
+) -> dict[str, Any]:
+    """Store feedback on the valuation of ``request_id`` (and ``index`` in a batch); what was
+    stored, with the valuation's error. Raises :class:`FeedbackError` (404, 422, 503)."""
+    store = recorder.store
+    if store is None:
+        raise FeedbackError(
+            503,
+            "the prediction log is turned off (IMOVSP_PREDICTION_LOG=false): nothing to tie "
+            "feedback to",
+        )
+    try:
+        if not recorder.ready:  # the writer has not yet brought the schema up to date
+            recorder.flush(FLUSH_TIMEOUT)
+        rows = store.find_valuations(request_id)
+        written = True
+        if _missing(rows, index):
+            # It may still be in memory, on its way to the database: this process writes
+            # what it holds at once; other workers (and replicas) write theirs within their
+            # flush interval, so it is looked for again until then.
+            written = recorder.flush(FLUSH_TIMEOUT)
+            deadline = time.monotonic() + 2 * recorder.interval + 0.5
+            rows = store.find_valuations(request_id)
+            while _missing(rows, index) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                rows = store.find_valuations(request_id)
+        if not rows:
+            if not written:
+                raise FeedbackError(503, UNAVAILABLE)
+            raise FeedbackError(
+                404, f"no valuation with request id {request_id!r} in the prediction log"
+            )
+        valuation = _choose(rows, request_id, index)
+        expected = KINDS[kind]
+        if expected is not None and valuation.negotiation != expected:
+            raise FeedbackError(
+                422,
+                f"kind {kind!r} is for a {expected}, but request {request_id!r} valued a "
+                f"{valuation.negotiation}: use {'rented' if expected == 'sale' else 'sold'!r} "
+                "or 'listed'",
+            )
+        feedback_id, at = store.insert_feedback(
+            valuation_id=valuation.id, request_id=request_id, actual_price=actual_price, kind=kind
+        )
+    except SQLAlchemyError:
+        raise FeedbackError(503, UNAVAILABLE) from None
+    low, high = valuation.price_low, valuation.price_high
+    return {
+        "id": feedback_id,
+        "request_id": request_id,
+        "index": valuation.item_index,
+        "kind": kind,
+        "actual_price": actual_price,
+        "negotiation": valuation.negotiation,
+        "model_version": valuation.model_version,
+        "price": valuation.price,
+        "error_pct": round(100 * (valuation.price / actual_price - 1), 2),
+        "inside_range": None if low is None or high is None else bool(low <= actual_price <= high),
+        "created_at": at.isoformat(timespec="seconds") + "Z",
+    }

@@ -1,0 +1,291 @@
+"""The prediction log's tables and every query on them (SQLAlchemy Core).
+
+A SQLite file by default; PostgreSQL when the URL says so (``postgresql://`` URLs are served by
+psycopg 3). The schema is created and changed only by the Alembic migrations in ``migrations/``,
+which ship inside the package: :meth:`Store.upgrade` runs them (``imovsp db upgrade``, and the
+service at start). Times are stored in UTC, without a zone.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+MIGRATIONS = "imovsp.monitoring:migrations"
+KINDS = {"sold": "sale", "rented": "rent", "listed": None}  # feedback kind -> negotiation
+SOURCES = ("api", "batch", "web", "legacy")
+
+metadata = sa.MetaData()
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+valuations = sa.Table(
+    "valuations",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("item_index", sa.Integer(), nullable=True, comment="position in a batch request"),
+    sa.Column("source", sa.String(16), nullable=False, comment="api, batch, web or legacy"),
+    sa.Column("model_version", sa.String(64), nullable=False, index=True),
+    # The property as valued: defaults filled in, the district as the model spells it.
+    sa.Column("negotiation", sa.String(8), nullable=False),
+    sa.Column("district", sa.String(80), nullable=False),
+    sa.Column("size_m2", sa.Float(), nullable=False),
+    sa.Column("rooms", sa.Integer(), nullable=False),
+    sa.Column("toilets", sa.Integer(), nullable=False),
+    sa.Column("suites", sa.Integer(), nullable=False),
+    sa.Column("parking", sa.Integer(), nullable=False),
+    sa.Column("condo_fee", sa.Float(), nullable=True),
+    sa.Column("elevator", sa.Boolean(), nullable=False),
+    sa.Column("furnished", sa.Boolean(), nullable=False),
+    sa.Column("swimming_pool", sa.Boolean(), nullable=False),
+    sa.Column("new", sa.Boolean(), nullable=False),
+    sa.Column("latitude", sa.Float(), nullable=True),
+    sa.Column("longitude", sa.Float(), nullable=True),
+    sa.Column("given", sa.JSON(), nullable=False, comment="the fields as the client sent them"),
+    sa.Column("defaulted", sa.JSON(), nullable=False, comment="fields given typical values"),
+    sa.Column("location_estimated", sa.Boolean(), nullable=False),
+    # The answer (unrounded; responses round it).
+    sa.Column("price", sa.Float(), nullable=False),
+    sa.Column("price_low", sa.Float(), nullable=True),
+    sa.Column("price_high", sa.Float(), nullable=True),
+    sa.Column("level", sa.Float(), nullable=True),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column(
+        "valuation_id",
+        Id,
+        sa.ForeignKey("valuations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("actual_price", sa.Float(), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False, index=True),
+    sa.CheckConstraint("kind IN ('sold', 'rented', 'listed')", name="feedback_kind"),
+    sa.CheckConstraint("actual_price > 0", name="feedback_actual_price_positive"),
+)
+
+
+INSERTED = tuple(c.name for c in valuations.columns if c.name != "id")
+_inserted = operator.itemgetter(*INSERTED)
+_JSON_AT = [i for i, c in enumerate(INSERTED) if isinstance(valuations.c[c].type, sa.JSON)]
+_TIME_AT = INSERTED.index("created_at")
+
+
+class DatabaseURLError(ValueError):
+    """A database URL that cannot be used; the message says why."""
+
+
+def database_url(url: str) -> URL:
+    """``url`` parsed, with PostgreSQL routed to psycopg 3 (``postgres://`` accepted too)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseURLError(
+            f"IMOVSP_DATABASE_URL {url!r} is not a database URL: use e.g. sqlite:///imovsp.db "
+            "or postgresql://user:password@host:5432/imovsp"
+        ) from None
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise DatabaseURLError(
+            f"IMOVSP_DATABASE_URL: {backend!r} databases are not supported; use sqlite or "
+            "postgresql"
+        )
+    return parsed
+
+
+def shown(url: str | URL) -> str:
+    """The URL as logs and messages may show it: no password."""
+    try:
+        return database_url(str(url) if isinstance(url, URL) else url).render_as_string(
+            hide_password=True
+        )
+    except DatabaseURLError:
+        return "(invalid URL)"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # WAL lets the monitor read while workers write; busy_timeout lets several worker
+    # processes take turns writing instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _json(value: Any) -> str:
+    # orjson: the JSON columns are most of the writer's work with the standard library's.
+    return orjson.dumps(value).decode()
+
+
+def create_engine(url: str) -> Engine:
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(parsed, json_serializer=_json)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(
+        parsed,
+        json_serializer=_json,
+        pool_pre_ping=True,
+        pool_size=2,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """The prediction log in one database. Thread-safe: each call takes its own connection."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        self.url = shown(self.engine.url)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (does nothing when it is there)."""
+        config = Config()
+        config.set_main_option("script_location", MIGRATIONS)
+        with self._begin() as conn:
+            if self._revision(conn) == head():
+                return
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def revision(self) -> str | None:
+        """The migration the database is at (``None``: none applied)."""
+        with self.engine.connect() as conn:
+            return self._revision(conn)
+
+    @staticmethod
+    def _revision(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def insert_valuations(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write valuation rows (one executemany).
+
+        The statement goes to the driver as it is: SQLAlchemy's per-row parameter processing
+        cost three times the database's own work, in the writer thread that shares the GIL
+        with the requests. Values are put in the driver's terms here instead.
+        """
+        sqlite = self.engine.dialect.name == "sqlite"
+        params = []
+        for r in rows:
+            values = list(_inserted(r))
+            for i in _JSON_AT:
+                values[i] = _json(values[i])
+            if sqlite:  # as SQLAlchemy stores times in SQLite
+                values[_TIME_AT] = values[_TIME_AT].isoformat(" ", "microseconds")
+            params.append(tuple(values))
+        with self._begin() as conn:
+            conn.exec_driver_sql(self._insert, params)
+
+    @property
+    def _insert(self) -> str:
+        quote = self.engine.dialect.identifier_preparer.quote
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        return (
+            f"INSERT INTO valuations ({', '.join(quote(c) for c in INSERTED)}) "
+            f"VALUES ({', '.join([mark] * len(INSERTED))})"
+        )
+
+    def find_valuations(self, request_id: str) -> list[sa.Row[Any]]:
+        """The valuations recorded under ``request_id``, newest first."""
+        query = (
+            sa.select(valuations)
+            .where(valuations.c.request_id == request_id)
+            .order_by(valuations.c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def insert_feedback(
+        self, *, valuation_id: int, request_id: str, actual_price: float, kind: str
+    ) -> tuple[int, datetime]:
+        """Store one real outcome; its id and time."""
+        now = utcnow()
+        with self._begin() as conn:
+            result = conn.execute(
+                feedback.insert().returning(feedback.c.id),
+                {
+                    "valuation_id": valuation_id,
+                    "request_id": request_id,
+                    "actual_price": actual_price,
+                    "kind": kind,
+                    "created_at": now,
+                },
+            )
+            return int(result.scalar_one()), now
+
+    # -- reading, for the monitor -----------------------------------------------------------
+
+    def valuations_since(self, since: datetime) -> list[dict[str, Any]]:
+        query = sa.select(valuations).where(valuations.c.created_at >= since)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def feedback_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Feedback received since ``since``, with the valuation it is about (the latest
+        feedback per valuation only)."""
+        latest = (
+            sa.select(sa.func.max(feedback.c.id))
+            .where(feedback.c.created_at >= since)
+            .group_by(feedback.c.valuation_id)
+        )
+        query = (
+            sa.select(
+                feedback.c.actual_price,
+                feedback.c.kind,
+                feedback.c.created_at.label("feedback_at"),
+                valuations,
+            )
+            .join(valuations, feedback.c.valuation_id == valuations.c.id)
+            .where(feedback.c.id.in_(latest))
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def head() -> str:
+    """The newest migration shipped with this imovsp."""
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    revision = ScriptDirectory.from_config(config).get_current_head()
+    assert revision is not None
+    return revision

@@ -1,0 +1,390 @@
+"""The prediction log: every valuation served is recorded, in batches, off the request path; a
+database that is down costs records (counted), never valuations; shutdown writes everything;
+feedback ties a real price to a valuation. Against SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from imovsp.api import create_app
+from imovsp.api.feedback import FeedbackOut
+from imovsp.features import Property
+from imovsp.monitoring import feedback as prediction_log_feedback
+from imovsp.monitoring import recorder as prediction_log
+from imovsp.monitoring.store import Store, feedback, head, metadata, valuations
+from imovsp.settings import Settings
+from imovsp.valuer import Valuer
+from test_api import SANTANA, assert_error
+from test_api_serve import BIN, free_port, server_env, stop, wait_ready
+
+POSTGRES = "IMOVSP_TEST_POSTGRES_URL"
+RENT = {"negotiation": "rent", "district": "Pinheiros", "size_m2": 70, "rooms": 2}
+OLD_BODY = {"Size": 130, "Rooms": 4, "District_Santana": 1, "Negotiation Type_sale": 1}
+
+
+def postgres_url() -> str:
+    url = os.environ.get(POSTGRES)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES} is not set: .ci/run starts a PostgreSQL server for these")
+        pytest.skip(f"no PostgreSQL to test against: set {POSTGRES} (`.ci/postgres start`)")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind, as a URL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'log.db'}"
+        return
+    url = postgres_url()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS feedback, valuations, alembic_version"))
+    engine.dispose()
+    yield url
+
+
+def settings_for(models_dir: Path, url: str, **extra: Any) -> Settings:
+    return Settings(models_dir=models_dir, database_url=url, access_log=False, **extra)
+
+
+def rows(url: str, table: sa.Table = valuations) -> list[dict[str, Any]]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        found = [dict(r._mapping) for r in conn.execute(sa.select(table).order_by(table.c.id))]
+    engine.dispose()
+    return found
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_migrations_build_the_schema_the_code_uses(database: str) -> None:
+    store = Store(database)
+    assert store.revision() is None
+    store.upgrade()
+    assert store.revision() == head()
+    store.upgrade()  # at head: nothing to do
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    store.dispose()
+
+
+def test_every_valuation_served_is_recorded_with_its_inputs_and_answer(
+    database: str, models_dir: Path
+) -> None:
+    with TestClient(create_app(settings_for(models_dir, database))) as client:
+        single = client.post("/v1/valuations", json=SANTANA, headers={"x-request-id": "one"})
+        batch = client.post(
+            "/v1/valuations/batch",
+            json={"items": [RENT, {**SANTANA, "district": "Atlantis"}, SANTANA]},
+            headers={"x-request-id": "many"},
+        )
+        legacy = client.post("/", json=OLD_BODY, headers={"x-request-id": "old"})
+        assert [r.status_code for r in (single, batch, legacy)] == [200, 200, 200]
+        assert client.app.state.recorder.flush(10)  # type: ignore[attr-defined]
+        found = rows(database)
+    assert [(r["request_id"], r["source"], r["item_index"]) for r in found] == [
+        ("one", "api", None),
+        ("many", "batch", 0),
+        ("many", "batch", 2),  # item 1 could not be valued: nothing served, nothing logged
+        ("old", "legacy", None),
+    ]
+    one, answer = found[0], single.json()
+    assert one["given"] == SANTANA
+    assert one["defaulted"] == answer["defaulted"]
+    completed = answer["property"]
+    for field in ("district", "size_m2", "rooms", "toilets", "suites", "parking", "elevator"):
+        assert one[field] == completed[field], field
+    assert round(one["price"], -3) == answer["price"]
+    assert one["model_version"] == answer["model_version"]
+    assert one["location_estimated"] is True
+    assert one["level"] == 0.8
+    assert one["price_low"] < one["price"] < one["price_high"]
+    assert one["latency_ms"] > 0
+    assert found[1]["negotiation"] == "rent"
+    assert found[1]["price"] == pytest.approx(batch.json()["items"][0]["valuation"]["price"], 1e-2)
+    assert round(found[3]["price"], 2) == legacy.json()["Previsao do valor R$ "]
+
+
+def test_writes_go_in_batches_of_the_configured_size(
+    database: str, models_dir: Path, valuer: Valuer
+) -> None:
+    store = Store(database)
+    statements: list[int] = []
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def count(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO VALUATIONS"):
+            statements.append(len(params) if isinstance(params, list) else 1)
+
+    settings = settings_for(models_dir, database, log_batch_size=7, log_flush_seconds=60)
+    log = prediction_log.Recorder(store, settings)
+    valued = valuer.value(Property("sale", "Santana", 100.0, 3, 2, 1, 1))
+    for i in range(30):
+        log.record("api", f"r{i}", {"size_m2": 100.0}, valued, 0.001)
+    log.start()
+    assert log.flush(10)
+    log.close()
+    assert sum(statements) == 30
+    assert len(statements) == math.ceil(30 / 7)  # one executemany per batch
+    assert [r["request_id"] for r in rows(database)] == [f"r{i}" for i in range(30)]
+
+
+def test_shutdown_writes_every_buffered_valuation(database: str, models_dir: Path) -> None:
+    # Nothing is written before shutdown: the flush interval is longer than the test.
+    settings = settings_for(models_dir, database, log_flush_seconds=60, log_batch_size=10_000)
+    with TestClient(create_app(settings)) as client:
+        for i in range(25):
+            response = client.post(
+                "/v1/valuations", json=SANTANA, headers={"x-request-id": f"s{i}"}
+            )
+            assert response.status_code == 200
+        client.post("/v1/valuations/batch", json={"items": [RENT] * 15})
+        recorder = client.app.state.recorder  # type: ignore[attr-defined]
+        assert len(recorder.buffer) == 40
+    found = rows(database)
+    assert len(found) == 40
+    assert {r["request_id"] for r in found[:25]} == {f"s{i}" for i in range(25)}
+
+
+def test_valuations_are_served_while_the_database_is_down(models_dir: Path) -> None:
+    # Nothing listens on this port: every connection is refused.
+    down = f"postgresql+psycopg://imovsp@127.0.0.1:{free_port()}/imovsp"
+    settings = settings_for(
+        models_dir, down, log_flush_seconds=0.02, log_retries=2, log_shutdown_seconds=0.5
+    )
+    dropped = metric("imovsp_prediction_log_dropped_total", reason="database")
+    errors = metric("imovsp_prediction_log_write_errors_total")
+    with TestClient(create_app(settings)) as client:
+        answers = [client.post("/v1/valuations", json=SANTANA) for _ in range(5)]
+        assert [a.status_code for a in answers] == [200] * 5
+        batch = client.post("/v1/valuations/batch", json={"items": [RENT] * 3})
+        assert batch.status_code == 200
+        recorder = client.app.state.recorder  # type: ignore[attr-defined]
+        assert recorder.flush(30) is False  # tried, retried, gave up
+        assert metric("imovsp_prediction_log_dropped_total", reason="database") == dropped + 8
+        assert metric("imovsp_prediction_log_write_errors_total") >= errors + 3
+        assert "imovsp_prediction_log_dropped_total" in client.get("/metrics").text
+        rid = answers[0].json()["request_id"]
+        response = client.post(
+            "/v1/feedback", json={"request_id": rid, "actual_price": 9e5, "kind": "listed"}
+        )
+        assert_error(response, 503, "the prediction log's database is not answering")
+        assert client.post("/v1/valuations", json=SANTANA).status_code == 200
+
+
+def test_a_full_buffer_drops_new_records_and_counts_them(models_dir: Path, valuer: Valuer) -> None:
+    settings = settings_for(models_dir, "sqlite:///unused.db", log_buffer_size=100)
+    log = prediction_log.Recorder(None, settings)  # no writer: the buffer only fills
+    valued = valuer.value(Property("rent", "Pinheiros", 70.0, 2, 1, 1, 1))
+    before = metric("imovsp_prediction_log_dropped_total", reason="overflow")
+    for i in range(130):
+        log.record("api", f"r{i}", {}, valued, 0.001)
+    assert len(log.buffer) == 100
+    assert metric("imovsp_prediction_log_dropped_total", reason="overflow") == before + 30
+
+
+def test_the_log_can_be_turned_off(models_dir: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'off.db'}"
+    with TestClient(create_app(settings_for(models_dir, url, prediction_log=False))) as client:
+        rid = client.post("/v1/valuations", json=SANTANA).json()["request_id"]
+        response = client.post(
+            "/v1/feedback", json={"request_id": rid, "actual_price": 9e5, "kind": "sold"}
+        )
+        assert_error(response, 503, "the prediction log is turned off")
+    assert not (tmp_path / "off.db").exists()
+
+
+# -- feedback -------------------------------------------------------------------------------
+
+
+def test_feedback_right_after_a_valuation_is_stored(database: str, models_dir: Path) -> None:
+    # The valuation is still in memory when the feedback arrives (nothing flushes on its own).
+    settings = settings_for(models_dir, database, log_flush_seconds=60)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/v1/valuations", json=SANTANA).json()
+        response = client.post(
+            "/v1/feedback",
+            json={"request_id": answer["request_id"], "actual_price": 800_000, "kind": "sold"},
+        )
+        assert response.status_code == 201, response.text
+        body = FeedbackOut.model_validate(response.json())
+        assert body.request_id == answer["request_id"]
+        assert body.model_version == answer["model_version"]
+        assert round(body.price, -3) == answer["price"]
+        assert body.error_pct == pytest.approx(100 * (body.price / 800_000 - 1), abs=0.01)
+        assert body.inside_range == (answer["price_low"] <= 800_000 <= answer["price_high"])
+        batch = client.post("/v1/valuations/batch", json={"items": [SANTANA, RENT]}).json()
+        second = client.post(
+            "/v1/feedback",
+            json={
+                "request_id": batch["request_id"],
+                "index": 1,
+                "actual_price": 3900,
+                "kind": "rented",
+            },
+        )
+        assert second.status_code == 201, second.text
+        assert second.json()["index"] == 1
+        assert second.json()["negotiation"] == "rent"
+    stored = rows(database, feedback)
+    assert [(f["request_id"], f["actual_price"], f["kind"]) for f in stored] == [
+        (answer["request_id"], 800_000, "sold"),
+        (batch["request_id"], 3900, "rented"),
+    ]
+    logged = {r["id"]: r for r in rows(database)}
+    assert logged[stored[0]["valuation_id"]]["request_id"] == answer["request_id"]
+    assert logged[stored[1]["valuation_id"]]["item_index"] == 1
+
+
+@pytest.fixture(scope="module")
+def client(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('feedback') / 'log.db'}"
+    with TestClient(create_app(settings_for(models_dir, url))) as c:
+        yield c
+
+
+def test_feedback_for_an_unknown_request_is_404(client: TestClient) -> None:
+    response = client.post(
+        "/v1/feedback", json={"request_id": "nobody-asked", "actual_price": 1e6, "kind": "sold"}
+    )
+    assert_error(response, 404, "no valuation with request id 'nobody-asked' in the prediction log")
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"actual_price": 1e6, "kind": "sold"}, "request_id: field required"),
+        ({"request_id": "x", "kind": "sold"}, "actual_price: field required"),
+        (
+            {"request_id": "x", "actual_price": -5, "kind": "sold"},
+            "actual_price: Input should be greater than 0",
+        ),
+        (
+            {"request_id": "x", "actual_price": 1e6, "kind": "bought"},
+            "kind: Input should be 'sold', 'rented' or 'listed'",
+        ),
+        (
+            {"request_id": "x", "actual_price": 1e6, "kind": "sold", "when": 1},
+            "when: unknown field",
+        ),
+        (
+            {"request_id": "", "actual_price": 1e6, "kind": "sold"},
+            "request_id: String should have at least 1 character",
+        ),
+    ],
+)
+def test_bad_feedback_bodies_are_422(client: TestClient, body: dict[str, Any], detail: str) -> None:
+    assert_error(client.post("/v1/feedback", json=body), 422, detail)
+
+
+def test_feedback_of_the_wrong_kind_is_422(client: TestClient) -> None:
+    rid = client.post("/v1/valuations", json=RENT).json()["request_id"]
+    response = client.post(
+        "/v1/feedback", json={"request_id": rid, "actual_price": 5e5, "kind": "sold"}
+    )
+    assert_error(response, 422, "kind 'sold' is for a sale, but request")
+
+
+def test_feedback_on_a_batch_names_the_item(client: TestClient) -> None:
+    rid = client.post("/v1/valuations/batch", json={"items": [SANTANA, SANTANA]}).json()[
+        "request_id"
+    ]
+    ask = {"request_id": rid, "actual_price": 9e5, "kind": "listed"}
+    assert_error(client.post("/v1/feedback", json=ask), 422, "valued a batch of 2 properties")
+    assert_error(
+        client.post("/v1/feedback", json={**ask, "index": 5}),
+        404,
+        f"request {rid!r} has no valuation at index 5 (it has 0, 1)",
+    )
+    assert client.post("/v1/feedback", json={**ask, "index": 0}).status_code == 201
+
+
+def test_sigterm_writes_what_every_worker_still_holds(models_dir: Path, tmp_path: Path) -> None:
+    """A real server with two workers, stopped as a platform stops it: every valuation it
+    answered is in the log afterwards, although none was due to be written yet."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "imovsp"), "serve", "--port", str(port), "--workers", "2"],
+        env=server_env(
+            models_dir,
+            IMOVSP_DATABASE_URL=url,
+            IMOVSP_LOG_FLUSH_SECONDS="60",
+            IMOVSP_LOG_BATCH_SIZE="100000",
+            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+
+        def value(i: int) -> str:
+            request = urllib.request.Request(
+                f"{base}/v1/valuations",
+                json.dumps(SANTANA).encode(),
+                {"content-type": "application/json", "x-request-id": f"term-{i}"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return str(json.loads(r.read())["request_id"])
+
+        with ThreadPoolExecutor(8) as pool:  # concurrent: both workers take some
+            answered = set(pool.map(value, range(40)))
+    finally:
+        out = stop(proc)
+    assert answered == {f"term-{i}" for i in range(40)}
+    assert sorted(r["request_id"] for r in rows(url)) == sorted(answered), out
+    assert "prediction_log_lost_at_shutdown" not in out
+
+
+def test_feedback_finds_a_valuation_another_worker_still_holds(
+    database: str, models_dir: Path, valuer: Valuer
+) -> None:
+    """With several workers, the valuation may sit in another process's buffer: feedback
+    waits for that worker's next write instead of answering 404."""
+    other = prediction_log.Recorder(
+        Store(database), settings_for(models_dir, database, log_flush_seconds=0.05)
+    )
+    this = prediction_log.Recorder(
+        Store(database), settings_for(models_dir, database, log_flush_seconds=2)
+    )
+    this.start()
+    assert this.flush(10)  # schema in place
+    other.record(
+        "api",
+        "elsewhere",
+        SANTANA,
+        valuer.value(Property("sale", "Santana", 130.0, 4, 3, 1, 2)),
+        0.001,
+    )
+    other.start()
+    try:
+        stored = prediction_log_feedback.add(
+            this, request_id="elsewhere", index=None, actual_price=7e5, kind="sold"
+        )
+    finally:
+        other.close()
+        this.close()
+    assert stored["request_id"] == "elsewhere"
+    assert stored["negotiation"] == "sale"

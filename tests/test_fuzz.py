@@ -60,6 +60,53 @@ def test_every_generated_request_gets_a_documented_non_5xx_answer(case: Any, cli
     SENT.append((case.operation.label, response.status_code))
 
 
+# -- what fuzzing found, pinned down ------------------------------------------------------------
+
+SANTANA = {"negotiation": "sale", "district": "Santana", "size_m2": 130}
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"new": 0}, "new: Input should be a valid boolean"),
+        ({"elevator": "yes"}, "elevator: Input should be a valid boolean"),
+        ({"size_m2": "130"}, "size_m2: Input should be a valid number"),
+        ({"rooms": "3"}, "rooms: Input should be a valid integer"),
+        ({"district": 7}, "district: Input should be a valid string"),
+    ],
+)
+def test_json_values_of_the_wrong_type_are_refused_not_coerced(
+    client: Any, change: dict[str, Any], detail: str
+) -> None:
+    response = client.post("/v1/valuations", json={**SANTANA, **change})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == detail
+
+
+def test_whole_numbers_written_with_a_decimal_point_are_integers(client: Any) -> None:
+    # JSON Schema's "integer" includes 2.0; so does the API.
+    response = client.post("/v1/valuations", json={**SANTANA, "rooms": 2.0})
+    assert response.status_code == 200, response.text
+    assert response.json()["property"]["rooms"] == 2
+
+
+def test_the_old_endpoint_keeps_reading_one_hot_numbers(client: Any) -> None:
+    body = {"Size": 130, "Rooms": 4, "Elevator": 1, "New": 0, "District_Santana": 1}
+    response = client.post("/", json={**body, "Negotiation Type_sale": 1})
+    assert response.status_code == 200, response.text
+
+
+def test_documented_bodies_match_what_the_routes_accept() -> None:
+    components = SCHEMA.raw_schema["components"]["schemas"]
+    assert components["BatchIn"]["properties"]["items"]["minItems"] == 1
+    assert components["BatchIn"]["properties"]["items"]["maxItems"] == FUZZED.batch_max_items
+    old = SCHEMA.raw_schema["paths"]["/"]["post"]["requestBody"]["content"]["application/json"]
+    assert old["schema"]["additionalProperties"] is False
+    assert old["schema"]["required"] == ["Size"]
+    metrics = SCHEMA.raw_schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
+
+
 def test_fuzzing_sent_at_least_1000_requests() -> None:
     """Runs after the fuzzing above (same module): it sent enough, and none got a 5xx."""
     assert STARTED, "run the whole module: the fuzzing test did not run"

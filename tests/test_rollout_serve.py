@@ -203,3 +203,31 @@ def test_a_killed_worker_is_replaced_and_the_failed_requests_are_counted(
     with httpx.Client(base_url=server.base) as fresh:
         versions = {fresh.get("/readyz").json()["model_version"] for _ in range(10)}
     assert versions == {served}  # the replacement serves what the others serve
+
+
+def test_sighup_reloads_a_single_process_server(tmp_path: Path, models_dir: Path) -> None:
+    models = models_with(tmp_path, models_dir, A, B)
+    port = free_port()
+    env = server_env(
+        models, IMOVSP_ACCESS_LOG="false", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics")
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "imovsp"), "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+        rollout.promote(models, B)
+        proc.send_signal(signal.SIGHUP)  # the server itself: one worker has no supervisor
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{base}/readyz").json()["model_version"] != B:
+            assert proc.poll() is None, "SIGHUP ended the server"
+            assert time.monotonic() < deadline, "the promoted model was not served"
+            time.sleep(0.2)
+    finally:
+        out = stop(proc) if proc.poll() is None else proc.communicate()[0]
+    assert '"event":"model_reloaded"' in out

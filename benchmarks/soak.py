@@ -35,6 +35,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api import free_port, real_bodies, rss_mb, server, workers_of, wrk
 
@@ -134,6 +136,8 @@ def kill(args: argparse.Namespace, env: dict[str, str], logs: Path) -> dict[str,
 
         def strike() -> None:
             time.sleep(args.kill_after)
+            held = psutil.Process(victim).net_connections(kind="tcp")
+            out["victim_connections"] = sum(c.status == psutil.CONN_ESTABLISHED for c in held)
             os.kill(victim, signal.SIGKILL)
 
         threading.Thread(target=strike, daemon=True).start()
@@ -184,7 +188,8 @@ def report(r: dict[str, Any]) -> dict[str, bool]:
             f"kill: worker {k['killed']} killed after {k['kill_after_s']} s of "
             f"{k['duration_s']} s; {run['requests']:,} requests, errors {run['errors']} "
             f"(connect {run['connect']}, read {run['read']}, write {run['write']}, "
-            f"timeout {run['timeout']}, non-2xx {run['non_2xx']}); replacement "
+            f"timeout {run['timeout']}, non-2xx {run['non_2xx']}); the killed worker held "
+            f"{k.get('victim_connections')} of the {r['connections']} connections; replacement "
             f"{k['replacement']}; afterwards {k['after']['requests']:,} requests, "
             f"errors {k['after']['errors']}"
         )

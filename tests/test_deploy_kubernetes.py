@@ -15,7 +15,7 @@ from imovsp.settings import Settings, variable_names
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "kubernetes"
-WORKER_MB = 250  # resident memory of one worker with the model loaded (see docs/benchmarks.md)
+WORKER_MB = 280  # one worker with the model loaded: ~270 MB in benchmarks/soak.py
 
 
 def manifests() -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ must be replaced (the requests it was answering fail: they are counted and repor
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -141,7 +142,9 @@ def test_reloads_under_load_fail_no_request(server: Server) -> None:
         assert reloaded.status_code == 200, reloaded.text
         assert reloaded.json()["model_version"] == A
         assert reloaded.json()["workers_signalled"] is True
-        load.wait_for(lambda: load.latest() == {A}, "every worker to serve A after the POST")
+        load.wait_for(lambda: load.latest() == {A}, "every connection to be served A")
+        # A worker may have no client connection: its log says when it swapped.
+        load.wait_for(lambda: len(server.events("model_reloaded")) == 4, "both workers, twice")
         seen_during = load.count()
     assert load.errors == []
     statuses = {status for answers in load.answers for status, _ in answers}
@@ -149,7 +152,9 @@ def test_reloads_under_load_fail_no_request(server: Server) -> None:
     # Each connection saw A, then B, then A again: one swap at a time, never back and forth.
     for answers in load.answers:
         assert [v for v, _ in itertools.groupby(v for _, v in answers)] == [A, B, A]
-    assert len(server.events("model_reloaded")) == 4  # two workers, twice
+    swaps = [json.loads(line) for line in server.events("model_reloaded")]
+    assert sorted(e["version"] for e in swaps) == [A, A, B, B]
+    assert len({e["pid"] for e in swaps}) == 2  # each worker swapped twice
     print(f"\nreloads under load: {seen_during} valuations, 0 failed")
 
 

@@ -4,7 +4,7 @@ SHELL := bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --locked --all-extras
 
-.PHONY: help install serve train test lint typecheck unit bench bench-batch bench-api openapi clean
+.PHONY: help install serve train test lint typecheck unit bench bench-batch bench-api bench-soak openapi clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench-batch: install ## Batch scoring benchmark: 1M rows, both engines (see docs
 
 bench-api: install ## HTTP load test against the bare stack and the old one (needs wrk)
 	$(RUN) python benchmarks/api.py --json /tmp/imovsp-bench-api.json
+
+bench-soak: install ## Soak (5 min at 256 connections) and a worker killed under load (needs wrk)
+	$(RUN) python benchmarks/soak.py --json /tmp/imovsp-bench-soak.json
 
 openapi: install ## Regenerate docs/openapi.json from the app
 	$(RUN) python -m imovsp.api.openapi docs/openapi.json

@@ -221,6 +221,7 @@ def test_openapi_in_docs_is_the_one_served(client: TestClient) -> None:
         "/healthz",
         "/readyz",
         "/metrics",
+        "/admin/reload",
     }
     body = paths["/v1/valuations"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/PropertyIn"}

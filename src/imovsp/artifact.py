@@ -10,11 +10,14 @@ A model directory ``<models_dir>/<version>/`` holds:
 
 Loading refuses, with a message that says which and why, a directory whose schema version is
 unknown, whose files are missing or differ from their checksums, or that was written by an
-incompatible LightGBM. ``<models_dir>/CURRENT`` names the version that commands use by default.
+incompatible LightGBM. ``<models_dir>/CURRENT`` names the version that commands use by default;
+``<models_dir>/HISTORY`` records every change of it, one JSON object a line (see
+:mod:`imovsp.rollout`, which promotes and rolls back).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -22,7 +25,10 @@ import platform
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,8 @@ SCHEMA_VERSION = 2  # 2: spread models, range calibration and comparables
 METADATA = "metadata.json"
 ARRAYS = "arrays.npz"
 CURRENT = "CURRENT"
+HISTORY = "HISTORY"
+LOCK = ".lock"
 VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 MODEL_NAME = re.compile(r"^[a-z]+(-[a-z]+)*$")
 LIBRARIES = ("lightgbm", "numpy", "scikit-learn", "pandas")
@@ -109,7 +117,7 @@ def save(artifact: Artifact, models_dir: Path, *, make_current: bool = True) -> 
         raise
     artifact.metadata, artifact.path = meta, target
     if make_current:
-        set_current(models_dir, artifact.version)
+        set_current(models_dir, artifact.version, action="save")
     return target
 
 
@@ -187,13 +195,79 @@ def current_version(models_dir: Path) -> str | None:
     return version or None
 
 
-def set_current(models_dir: Path, version: str) -> None:
-    if not (models_dir / version).is_dir():
+@contextmanager
+def locked(models_dir: Path) -> Iterator[None]:
+    """Hold the models directory's lock: one change of CURRENT at a time, across processes."""
+    with open(models_dir / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` by a file holding ``text``: a reader sees the old file or the new one,
+    never half of one, and the new one survives a crash once this returns."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+_ANY = "<any>"
+
+
+def set_current(
+    models_dir: Path, version: str, *, action: str = "set", expected: str | None = _ANY
+) -> None:
+    """Make ``version`` the current model, and record the change (``action``) in HISTORY.
+
+    With ``expected``, only if the current version is still that one (else ``ArtifactError``):
+    a decision taken on what was current is not applied over someone else's change.
+    """
+    if not VERSION_PATTERN.match(version) or not (models_dir / version).is_dir():
         raise ArtifactError(f"no model version {version} in {models_dir}")
-    # Written to a temporary file and renamed, so a reader never sees a half-written pointer.
-    tmp = models_dir / f".{CURRENT}.{os.getpid()}"
-    tmp.write_text(version + "\n", encoding="utf-8")
-    tmp.replace(models_dir / CURRENT)
+    with locked(models_dir):
+        previous = current_version(models_dir)
+        if expected != _ANY and previous != expected:
+            raise ArtifactError(
+                f"the current model changed meanwhile (now {previous}, was {expected}): try again"
+            )
+        _write_durably(models_dir / CURRENT, version + "\n")
+        entry = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "action": action,
+            "version": version,
+            "previous": previous,
+        }
+        with open(models_dir / HISTORY, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def history(models_dir: Path) -> list[dict[str, Any]]:
+    """Every recorded change of CURRENT, oldest first (lines that cannot be read are skipped)."""
+    path = models_dir / HISTORY
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("version"), str):
+            entries.append(entry)
+    return entries
 
 
 def resolve(model: Path | None, models_dir: Path) -> Path | None:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from imovsp import artifact, data, formats, report, training
 from imovsp.artifact import ArtifactError
 from imovsp.batch import CHUNK_ROWS, ScoreSummary, score_file
+from imovsp.cli_models import models
 from imovsp.comparables import MAX_COMPARABLES
 from imovsp.data import DataError
 from imovsp.features import Property, UnknownDistrictError
@@ -413,35 +414,7 @@ def _score_on_dask(valuer: Valuer, source: Path, target: Path, **options: Any) -
         fail(str(exc))
 
 
-@cli.command()
-@click.option(
-    "--models-dir",
-    type=click.Path(path_type=Path),
-    help="Models directory (default: IMOVSP_MODELS_DIR).",
-)
-@click.pass_context
-def models(ctx: click.Context, models_dir: Path | None) -> None:
-    """List model versions with their test metrics; * marks the current one."""
-    directory = models_dir or _settings(ctx).models_dir
-    found = artifact.versions(directory)
-    if not found:
-        click.echo(f"no models in {directory}: run `imovsp train`")
-        return
-    current = artifact.current_version(directory)
-    click.echo(f"  {'version':<26} {'sale MAPE%':>10} {'rent MAPE%':>10} {'rows':>7}")
-    for version in found:
-        try:
-            meta = json.loads((directory / version / artifact.METADATA).read_text("utf-8"))
-            test = meta["metrics"]["test"]["imovsp"]
-            rows = meta["data"]["rows"]
-            cells = [
-                f"{test.get(n, {}).get('mape', float('nan')):>10.2f}" for n in ("sale", "rent")
-            ]
-            line = f"{' '.join(cells)} {rows:>7}"
-        except (OSError, ValueError, KeyError, TypeError):
-            line = "  (unreadable metadata)"
-        mark = "*" if version == current else " "
-        click.echo(f"{mark} {version:<26} {line}")
+cli.add_command(models)
 
 
 NEGOTIATION = click.Choice(data.NEGOTIATIONS, case_sensitive=False)

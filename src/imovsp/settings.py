@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The development setup keeps the data beside the clone, in ../shared (see README).
@@ -110,6 +110,53 @@ class Settings(BaseSettings):
         if not DATABASE_URL.match(url):
             raise ValueError("use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
         return url
+
+    # -- operations: model reloads and abuse limits (see the README's operations section) ---
+    admin_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Bearer token that `POST /admin/reload` requires (16 characters or more); "
+            "unset: that endpoint is disabled."
+        ),
+    )
+    reload_interval: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Seconds between checks of the models directory's CURRENT by each worker, which "
+            "then serves the new current model; 0: only on SIGHUP or POST /admin/reload."
+        ),
+    )
+    rate_limit: str | None = Field(
+        None,
+        description=(
+            "Requests one client (IP address) may make, e.g. `100/minute` or "
+            "`10/second;300/minute`; more get 429 with Retry-After. Counted by each worker "
+            "process. Unset: no limit."
+        ),
+    )
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the admin token must be 16 characters or more")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from limits import parse_many  # only when a limit is set
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit: write e.g. 100/minute or 10/second;300/minute"
+            ) from None
+        return value.strip()
 
 
 def variable_names(field: str) -> str:

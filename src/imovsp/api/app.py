@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
 from imovsp import artifact
-from imovsp.api import errors, feedback, legacy, ops, routes, telemetry
+from imovsp.api import admin, errors, feedback, legacy, ops, routes, telemetry
+from imovsp.api.limits import RateLimiter
 from imovsp.api.render import Valuing
 from imovsp.api.schemas import BatchIn, PropertyIn
 from imovsp.monitoring import recorder as prediction_log
@@ -53,7 +54,7 @@ def load_model(settings: Settings) -> Valuer:
     return Valuer.load(path)
 
 
-def _with_request_schemas(app: FastAPI) -> None:
+def _with_request_schemas(app: FastAPI, settings: Settings) -> None:
     """Put the request bodies that the valuation routes read themselves (see :mod:`deps`)
     into the OpenAPI components their documentation refers to."""
     build = app.openapi
@@ -64,6 +65,7 @@ def _with_request_schemas(app: FastAPI) -> None:
             [(PropertyIn, "validation"), (BatchIn, "validation")],
             ref_template="#/components/schemas/{model}",
         )
+        defs["$defs"]["BatchIn"]["properties"]["items"]["maxItems"] = settings.batch_max_items
         schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
         return schema
 
@@ -103,7 +105,9 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
             load_seconds=loaded.load_seconds,
             pid=os.getpid(),
         )
+        stop_reloads = admin.listen(app)  # SIGHUP, and IMOVSP_RELOAD_INTERVAL
         yield
+        stop_reloads()
         # After SIGTERM, once requests in flight are answered: write every buffered record.
         await asyncio.to_thread(app.state.recorder.close)
         telemetry.log_event("stopped", pid=os.getpid())
@@ -124,10 +128,12 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     app.include_router(legacy.router)
     app.include_router(ops.router)
     install_web(app)
+    app.include_router(admin.router)
     app.add_middleware(
         telemetry.Observe,
         max_body_bytes=settings.max_body_bytes,
         hot={("POST", "/v1/valuations"): routes.valuations_asgi},
+        limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
     )
-    _with_request_schemas(app)
+    _with_request_schemas(app, settings)
     return app

@@ -58,7 +58,11 @@ def _invalid(exc: ValidationError, where: str) -> RequestValidationError:
 
 
 async def read_json(request: Request, model: type[Model]) -> Model:
-    """The body as ``model``: 415 unless declared JSON, 400 if malformed, 422 if invalid."""
+    """The body as ``model``: 415 unless declared JSON, 400 if malformed, 422 if invalid.
+
+    Strictly: a JSON body means what its schema says, so ``"70"`` is not a number and ``0`` is
+    not ``false`` (the old one-hot endpoint, ``POST /``, keeps its own lenient reading).
+    """
     declared = request.headers.get("content-type")
     media = (declared or "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
@@ -70,7 +74,7 @@ async def read_json(request: Request, model: type[Model]) -> Model:
     if not raw.strip():
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "empty"}])
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise _invalid(exc, "body") from None
 

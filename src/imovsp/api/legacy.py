@@ -66,7 +66,13 @@ BODY_DOC = {
         "application/json": {
             "schema": {
                 "type": "object",
-                "additionalProperties": {"type": "number"},
+                "properties": {key: {"type": "number"} for key in FIELDS}
+                | {APARTMENT: {"enum": [0, 1]}},
+                "patternProperties": {
+                    f"^{prefix}": {"enum": [0, 1]} for prefix in (DISTRICT, NEGOTIATION)
+                },
+                "additionalProperties": False,
+                "required": ["Size"],
                 "description": (
                     "The old one-hot body: Condo, Size, Rooms, Toilets, Suites, Parking, "
                     "Elevator, Furnished, Swimming Pool, New, Latitude, Longitude (0 = unknown), "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from imovsp.api.deps import ValuerDep
 from imovsp.api.errors import error_response
@@ -43,7 +43,7 @@ async def readyz(request: Request, valuer: ValuerDep) -> Response:
     return JSONBytes({"status": "ready", "model_version": valuer.version, "canary_ms": ms})
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics() -> Response:
     """Requests and latency by route and status, valuations by negotiation, model version."""
     payload, content_type = metrics_payload()

@@ -38,6 +38,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "Body over the size limit.",
         415: "Body not sent as JSON.",
         422: "Invalid fields, unknown district (with suggestions), coordinates outside the city.",
+        429: "Too many requests from this client (with IMOVSP_RATE_LIMIT set); see Retry-After.",
     }.items()
 }
 router = APIRouter(prefix="/v1", tags=["valuations"])

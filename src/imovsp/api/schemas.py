@@ -6,9 +6,11 @@ describe them in the OpenAPI document, and the tests validate every response aga
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 TYPICAL = (
     "Default: what is typical for an apartment of this size in the model's training data "
@@ -20,6 +22,19 @@ def _lower(value: Any) -> Any:
     return value.lower().strip() if isinstance(value, str) else value
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 2.0 as an integer; strict validation (see deps.read_json) would not.
+    if isinstance(value, float) and math.isfinite(value):
+        if not value.is_integer():
+            raise PydanticCustomError(
+                "int_from_float",
+                "Input should be a valid integer, got a number with a fractional part",
+            )
+        return int(value)
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_integral)]
 Negotiation = Annotated[
     Literal["sale", "rent"],
     BeforeValidator(_lower),
@@ -74,10 +89,12 @@ class PropertyIn(Strict):
         le=2000,
         description="Private area in m² (the training data runs from 30 to 880 m²).",
     )
-    rooms: int | None = Field(None, ge=0, le=20, description=f"Bedrooms. {TYPICAL}")
-    toilets: int | None = Field(None, ge=0, le=20, description=f"Bathrooms. {TYPICAL}")
-    suites: int | None = Field(None, ge=0, le=20, description=f"Bedrooms with bathroom. {TYPICAL}")
-    parking: int | None = Field(None, ge=0, le=30, description=f"Parking spaces. {TYPICAL}")
+    rooms: Count | None = Field(None, ge=0, le=20, description=f"Bedrooms. {TYPICAL}")
+    toilets: Count | None = Field(None, ge=0, le=20, description=f"Bathrooms. {TYPICAL}")
+    suites: Count | None = Field(
+        None, ge=0, le=20, description=f"Bedrooms with bathroom. {TYPICAL}"
+    )
+    parking: Count | None = Field(None, ge=0, le=30, description=f"Parking spaces. {TYPICAL}")
     condo_fee: float | None = Field(
         None,
         ge=0,
@@ -136,7 +153,9 @@ class BatchIn(Strict):
     """Several properties valued in one request."""
 
     items: list[PropertyIn] = Field(
-        description="The properties, at most `IMOVSP_BATCH_MAX_ITEMS` (1,000 by default)."
+        description="The properties, at most `IMOVSP_BATCH_MAX_ITEMS` (1,000 by default).",
+        # Documented, and checked by the route, which says how many were sent.
+        json_schema_extra={"minItems": 1},
     )
 
 

@@ -3,8 +3,8 @@
 uvicorn (httptools parser, asyncio event loop) serves the app directly; with ``workers > 1``
 its supervisor binds the socket once, spawns the workers, restarts any that die, and on
 SIGTERM passes the signal on and waits: each worker stops accepting, lets the requests in
-flight finish (up to ``graceful_timeout`` seconds) and exits. ``benchmarks/api.py`` measures
-this stack.
+flight finish (up to ``graceful_timeout`` seconds) and exits; on SIGHUP every worker serves the
+current model (see :mod:`imovsp.api.supervisor`). ``benchmarks/api.py`` measures this stack.
 
 Why asyncio and not uvloop: uvloop accepts one new connection per turn of the event loop.
 A valuation keeps the loop busy for a while, so under load (256 connections in the benchmark)
@@ -15,6 +15,7 @@ accepts every waiting connection at each turn, and no request timed out.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -81,6 +82,11 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
     if workers == 1:
         from imovsp.api.app import create_app  # after the metrics directory is set
 
+        # SIGHUP reloads the model once the app has started (see admin.py); not fatal before.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         uvicorn.run(create_app(settings.model_copy(update={"model": model})), **common)
     else:  # each worker builds the app with create_app() and loads its own model
-        uvicorn.run("imovsp.api:create_app", factory=True, workers=workers, **common)
+        from imovsp.api.supervisor import Supervisor
+
+        config = uvicorn.Config("imovsp.api:create_app", factory=True, workers=workers, **common)
+        Supervisor(config, [config.bind_socket()], models_dir=settings.models_dir).run()

@@ -31,11 +31,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imovsp.api.limits import RateLimiter
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_ID_HEADER = "x-request-id"
 # An id a client sends is echoed back only if it is short and plain (it goes into logs).
 _CLIENT_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 UNMATCHED = "<unmatched>"
+RATE_LIMITED = "<rate-limited>"
 
 REQUESTS = Counter(
     "imovsp_http_requests_total",
@@ -130,7 +133,7 @@ def _observe(template: str, method: str, status: int, seconds: float) -> None:
 
 
 class Observe:
-    """Pure ASGI middleware: request id, body size limit, metrics and the access log.
+    """Pure ASGI middleware: request id, body size and rate limits, metrics and the access log.
 
     ``hot`` maps (method, path) to ASGI apps that answer those requests directly, without
     FastAPI's routing and dependency layers: the valuation route, whose own work is smaller
@@ -146,10 +149,12 @@ class Observe:
         *,
         max_body_bytes: int,
         hot: Mapping[tuple[str, str], ASGIApp] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.hot = dict(hot or {})
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -196,6 +201,14 @@ class Observe:
                 detail = f"request body is {length:,} bytes; the limit is {limit:,} bytes"
                 for message in _json_error(413, detail, request_id):
                     await send(message)
+                return
+            if self.limiter is not None and (wait := self.limiter.retry_after(scope)):
+                status = 429
+                scope["route_template"] = RATE_LIMITED
+                start, body = _json_error(429, self.limiter.detail(scope, wait), request_id)
+                start["headers"].append((b"retry-after", str(wait).encode()))
+                await send(start)
+                await send(body)
                 return
             hot = self.hot.get((scope["method"], scope["path"]))
             if hot is not None:

@@ -218,6 +218,7 @@ def test_openapi_in_docs_is_the_one_served(client: TestClient) -> None:
         "/v1/model",
         "/v1/districts",
         "/v1/feedback",
+        "/bairros",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -72,10 +72,13 @@ def test_static_files_come_from_the_package(client: TestClient) -> None:
     assert "GET /static/nope.js" in missing.json()["detail"]
 
 
-def test_pages_stay_out_of_the_openapi_document(client: TestClient) -> None:
+def test_pages_are_documented_as_html(client: TestClient) -> None:
+    # Documented, so that the fuzzing of the OpenAPI document (tests/test_fuzz.py) does not
+    # take GET / for an undeclared method that should answer 405.
     paths = client.get("/openapi.json").json()["paths"]
-    assert "/bairros" not in paths
-    assert "get" not in paths["/"]
+    for path in ("/", "/bairros"):
+        assert "text/html" in paths[path]["get"]["responses"]["200"]["content"]
+    assert "post" in paths["/"]  # the old deployment's endpoint stays beside the page
 
 
 def test_every_api_field_has_portuguese_words_and_its_bounds() -> None:
@@ -133,3 +136,10 @@ def test_nice_steps_and_accent_blind_order() -> None:
     assert [nice_step(top) for top in (20695, 96.7, 9.9, 1)] == [5000, 20, 2, 0.2]
     names = ["Vila Mariana", "Água Rasa", "Belém", "Aricanduva"]
     assert sorted(names, key=sort_key) == ["Água Rasa", "Aricanduva", "Belém", "Vila Mariana"]
+
+
+def test_a_wrong_method_on_the_shared_root_names_both_methods(client: TestClient) -> None:
+    response = client.delete("/")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["detail"] == "method DELETE is not allowed on /; use GET, POST"

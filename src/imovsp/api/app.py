@@ -36,6 +36,7 @@ TAGS = [
     {"name": "feedback", "description": "Real prices of valued properties, for monitoring."},
     {"name": "operations", "description": "Health, readiness and Prometheus metrics."},
     {"name": "compatibility", "description": "The old deployment's endpoint."},
+    {"name": "web page", "description": "The valuation page and district chart (HTML)."},
 ]
 
 

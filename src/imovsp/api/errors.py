@@ -96,9 +96,27 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if status == 404 and detail == "Not Found":
         detail = f"no such route: {request.method} {request.url.path} (see /docs)"
     elif status == 405:
-        allowed = headers.get("Allow", headers.get("allow", ""))
+        allowed = _allowed_methods(request) or headers.get("Allow", headers.get("allow", ""))
+        headers = {k: v for k, v in headers.items() if k.lower() != "allow"} | {"Allow": allowed}
         detail = f"method {request.method} is not allowed on {request.url.path}; use {allowed}"
     return error_response(request, status, detail, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path. Starlette names only the first route
+    whose path matches, and ``/`` has two: the page (GET) and the old API (POST)."""
+    methods: set[str] = set()
+    pending = list(request.app.router.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)  # FastAPI's include_router wrapper
+        if included is not None:
+            pending.extend(included.routes)
+            continue
+        regex, found = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and found and regex.match(request.url.path):
+            methods |= set(found)
+    return ", ".join(sorted(methods))
 
 
 async def property_error(request: Request, exc: Exception) -> Response:

@@ -69,9 +69,12 @@ class FeedbackOut(BaseModel):
 
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Malformed JSON."},
     404: {"model": ErrorOut, "description": "No valuation with that request id (and index)."},
     422: {"model": ErrorOut, "description": "Invalid fields; kind not matching the valuation."},
     503: {"model": ErrorOut, "description": "The prediction log's database is not answering."},
+    413: {"model": ErrorOut, "description": "Body over the size limit."},
+    429: {"model": ErrorOut, "description": "Too many requests from this client; see Retry-After."},
 }
 
 

@@ -26,7 +26,7 @@ from imovsp.features import FLAGS
 from imovsp.web.brl import brl, number, price_m2
 from imovsp.web.chart import bar_chart, slug, sort_key
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["web page"])
 templates = Environment(
     loader=PackageLoader("imovsp.web", "templates"),
     autoescape=select_autoescape(default=True),
@@ -133,7 +133,18 @@ async def valuation_page(valuer: ValuerDep) -> HTMLResponse:
     )
 
 
-@router.get("/bairros", response_class=HTMLResponse, summary="Price per m² by district")
+@router.get(
+    "/bairros",
+    response_class=HTMLResponse,
+    responses={
+        422: {
+            "description": "`bairro` longer than 80 characters.",
+            # JSON, as every error of the app (the route's own media type is HTML).
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+        }
+    },
+    summary="Price per m² by district",
+)
 async def districts_page(
     valuer: ValuerDep,
     bairro: Annotated[str | None, Query(max_length=80)] = None,

@@ -115,6 +115,26 @@ class Property:
         ):
             raise ValueError(f"condo_fee must be a number ≥ 0, not {self.condo_fee!r}")
 
+    def as_dict(self) -> dict[str, Any]:
+        """Its fields as JSON values: counts as whole numbers, flags as booleans, an unknown
+        condo fee as ``None`` (what the API answers and the prediction log stores)."""
+        return {
+            "negotiation": self.negotiation,
+            "district": self.district,
+            "size_m2": self.size_m2,
+            "rooms": int(self.rooms),
+            "toilets": int(self.toilets),
+            "suites": int(self.suites),
+            "parking": int(self.parking),
+            "condo_fee": self.condo_fee or None,
+            "elevator": bool(self.elevator),
+            "furnished": bool(self.furnished),
+            "swimming_pool": bool(self.swimming_pool),
+            "new": bool(self.new),
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+        }
+
     def columns(self) -> dict[str, np.ndarray]:
         """This property as feature columns of length one."""
         out: dict[str, np.ndarray] = {}

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
@@ -193,6 +194,25 @@ def test_metrics_add_up_across_workers(serve: Any, tmp_path: Path) -> None:
             (count,) = [ln.rsplit(" ", 1)[1] for ln in text.splitlines() if ln.startswith(line)]
             assert float(count) == n
         assert 'imovsp_valuations_total{negotiation="sale"} 40.0' in text
+    finally:
+        stop(proc)
+
+
+def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -> None:
+    """``imovsp serve`` becomes ``python -m imovsp.api.server`` (same pid), and its workers
+    never load scikit-learn: ~60 MB each that serving does not use (docs/benchmarks.md)."""
+    proc, base = serve("--workers", "2")
+    try:
+        assert post(f"{base}/v1/valuations", ITEM)[0] == 200
+        server = psutil.Process(proc.pid)
+        assert server.cmdline()[1:3] == ["-m", "imovsp.api.server"]
+        # (multiprocessing's resource tracker is a child too)
+        workers = [c for c in server.children() if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        for worker in workers:
+            mapped = [m.path for m in worker.memory_maps()]
+            assert any("lightgbm" in path for path in mapped)  # the model's library is there
+            assert not [path for path in mapped if "sklearn" in path]
     finally:
         stop(proc)
 

@@ -603,9 +603,9 @@ def serve(
     port = port or settings.port
     workers = workers or settings.workers
     say(f"serving model {path.name} on http://{host}:{port} with {workers} worker(s)")
-    from imovsp.api.server import run  # the web stack only loads for this command
+    from imovsp.api.server import exec_server  # the web stack only loads for this command
 
-    run(settings, path, host=host, port=port, workers=workers)
+    exec_server(settings, path, host=host, port=port, workers=workers)
 
 
 cli.add_command(db)

@@ -115,6 +115,26 @@ class Property:
         ):
             raise ValueError(f"condo_fee must be a number ≥ 0, not {self.condo_fee!r}")
 
+    def as_dict(self) -> dict[str, Any]:
+        """Its fields as JSON values: counts as whole numbers, flags as booleans, an unknown
+        condo fee as ``None`` (what the API answers and the prediction log stores)."""
+        return {
+            "negotiation": self.negotiation,
+            "district": self.district,
+            "size_m2": self.size_m2,
+            "rooms": int(self.rooms),
+            "toilets": int(self.toilets),
+            "suites": int(self.suites),
+            "parking": int(self.parking),
+            "condo_fee": self.condo_fee or None,
+            "elevator": bool(self.elevator),
+            "furnished": bool(self.furnished),
+            "swimming_pool": bool(self.swimming_pool),
+            "new": bool(self.new),
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+        }
+
     def columns(self) -> dict[str, np.ndarray]:
         """This property as feature columns of length one."""
         out: dict[str, np.ndarray] = {}
@@ -198,9 +218,11 @@ def _median_one(values: np.ndarray) -> float:
 
 
 def _query_one(tree: KDTree, point: list[float], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest of one point: what :func:`_query` gives for it, as 1-d arrays."""
-    dist, idx = _query(tree, np.array([point], dtype=np.float64), k)
-    return dist[0], idx[0]
+    """The ``k`` nearest of one point: what :func:`_query` gives for it, as 1-d arrays (the
+    indices in pykdtree's own integer type: they only index arrays)."""
+    _one_openmp_thread()
+    dist, idx = tree.query(np.array([point], dtype=np.float64), k=k)
+    return dist.reshape(-1), idx.reshape(-1)
 
 
 # pykdtree's own OpenMP runtime: each query runs in a team as large as the calling thread's
@@ -214,14 +236,18 @@ _PYKDTREE_OPENMP = [
 _one_thread = threading.local()
 
 
-def _query(tree: KDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    # pykdtree rather than scipy's cKDTree: the same exact search, and ~5 µs instead of ~40 µs
-    # per single-point query, which is most of the online path's feature cost. One OpenMP thread
-    # per query, set once in each calling thread (the setting is per thread).
+def _one_openmp_thread() -> None:
+    """One OpenMP thread per query, set once in each calling thread (the setting is per thread)."""
     if not getattr(_one_thread, "set", False):
         for lib in _PYKDTREE_OPENMP:
             lib.set_num_threads(1)
         _one_thread.set = True
+
+
+def _query(tree: KDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    # pykdtree rather than scipy's cKDTree: the same exact search, and ~5 µs instead of ~40 µs
+    # per single-point query, which is most of the online path's feature cost.
+    _one_openmp_thread()
     dist, idx = tree.query(np.ascontiguousarray(points, dtype=np.float64), k=k)
     return dist.reshape(len(points), -1), idx.reshape(len(points), -1).astype(np.intp)
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-from sklearn.model_selection import KFold
 
 from imovsp.features import CATEGORICAL, FEATURES
 
@@ -131,6 +130,8 @@ def calibrate(
 ) -> Calibration:
     """Fit the spread model and the conformal scores from out-of-fold predictions ``oof`` of
     rows with features ``x`` and actual ``log_price`` (see the module doc)."""
+    from sklearn.model_selection import KFold  # as in imovsp.training: not for servers
+
     residual = np.abs(log_price - oof)
     sigma = np.empty(len(residual))
     for fit_rows, held in KFold(folds, shuffle=True, random_state=seed).split(x):

@@ -26,14 +26,15 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.model_selection import KFold, train_test_split
 
 from imovsp import comparables, data, drift, ensemble, ranges
 from imovsp.comparables import ComparableIndex
 from imovsp.ensemble import Ensemble
 from imovsp.features import CATEGORICAL, FEATURES, FeatureBuilder, frame_columns
 from imovsp.metrics import by_negotiation
+
+# scikit-learn (the splits, the seed approach's forest) is imported inside the functions that
+# train: a server worker never loads it (see imovsp.api.server), ~60 MB less per worker.
 
 BASE_PARAMS: dict[str, Any] = {
     "objective": "huber",
@@ -84,6 +85,8 @@ class TrainResult:
 
 
 def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split  # not at the top: see the note there
+
     train, test = train_test_split(
         frame, test_size=test_size, random_state=seed, stratify=frame[data.NEGOTIATION]
     )
@@ -122,6 +125,8 @@ def tune(
     The log includes the out-of-fold predictions of the best setting (``oof``, log price),
     which choose the output scale here and calibrate the price ranges.
     """
+    from sklearn.model_selection import KFold  # not at the top: see the note there
+
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
     trials: list[dict[str, Any]] = []
     cv_boosters: list[Any] = []
@@ -244,6 +249,8 @@ def seed_design(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_predictions(train: pd.DataFrame, test: pd.DataFrame, *, n_jobs: int = 2) -> np.ndarray:
+    from sklearn.ensemble import RandomForestRegressor  # not at the top: see the note there
+
     x_train = seed_design(train)
     x_test = seed_design(test).reindex(columns=x_train.columns, fill_value=0.0)
     model = RandomForestRegressor(random_state=42, n_jobs=n_jobs)

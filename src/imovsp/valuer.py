@@ -247,7 +247,9 @@ class Valuer:
             raise ValueError(
                 f"coordinates ({prop.latitude}, {prop.longitude}) are outside São Paulo"
             )
-        return replace(prop, district=self.builder.resolve_district(prop.district))
+        district = self.builder.resolve_district(prop.district)
+        # Most callers already spell it as the model does: no copy (and no re-validation) then.
+        return prop if district == prop.district else replace(prop, district=district)
 
     def _matrix(self, prop: Property) -> np.ndarray:
         return self.builder.row(prop)

@@ -10,10 +10,15 @@ Why asyncio and not uvloop: uvloop accepts one new connection per turn of the ev
 A valuation keeps the loop busy for a while, so under load (256 connections in the benchmark)
 new connections waited seconds in the accept queue and clients timed out; asyncio's loop
 accepts every waiting connection at each turn, and no request timed out.
+
+``imovsp serve`` checks the model, then re-executes itself as ``python -m imovsp.api.server``
+(see :func:`main`), so that the server process, and every worker it spawns, starts from this
+small module rather than from the whole command line tool.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -21,9 +26,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+if __name__ in ("__main__", "__mp_main__"):  # the server process, or a worker it spawned
+    # Serving only predicts. LightGBM imports scikit-learn whenever it is installed (for its
+    # own scikit-learn estimators), and scikit-learn brings SciPy's statistics: ~60 MB of each
+    # worker's memory for code it never runs. Marked absent here, before anything imports
+    # LightGBM, it stays out; imovsp imports it only in the functions that train.
+    sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
+
 import uvicorn
 
-from imovsp.settings import Settings
+from imovsp.settings import Settings, get_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
 LOG_CONFIG: dict[str, Any] = {
@@ -90,3 +102,41 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
 
         config = uvicorn.Config("imovsp.api:create_app", factory=True, workers=workers, **common)
         Supervisor(config, [config.bind_socket()], models_dir=settings.models_dir).run()
+
+
+def command(settings: Settings, model: Path, *, host: str, port: int, workers: int) -> list[str]:
+    """The command line that :func:`main` turns back into a call of :func:`run`."""
+    del settings  # read again from the same environment
+    return [
+        sys.executable,
+        "-m",
+        __spec__.name if __spec__ else "imovsp.api.server",
+        f"--host={host}",
+        f"--port={port}",
+        f"--workers={workers}",
+        f"--model={model.resolve()}",
+    ]
+
+
+def exec_server(settings: Settings, model: Path, *, host: str, port: int, workers: int) -> None:
+    """Replace this process (same pid: a PaaS's SIGTERM still reaches the server) by
+    ``python -m imovsp.api.server``: the workers spawned from it import only the web stack
+    and the model's code, not the command line tool's training, reports and batch engines."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = command(settings, model, host=host, port=port, workers=workers)
+    os.execv(argv[0], argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m imovsp.api.server", description=__doc__)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--model", type=Path, required=True, help="model directory")
+    args = parser.parse_args(argv)
+    run(get_settings(), args.model, host=args.host, port=args.port, workers=args.workers)
+
+
+if __name__ == "__main__":
+    main()

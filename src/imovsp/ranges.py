@@ -33,7 +33,10 @@ MIN_LEVEL, MAX_LEVEL = 0.5, 0.95
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 SPREAD_PARAMS: dict[str, Any] = {
     "objective": "regression",  # the mean of |r|: a smooth, stable scale
-    "learning_rate": 0.1,
+    # Deliberately under-fitted (100 rounds at 0.03): a sigma that follows the noise of |r| more
+    # closely makes the normalised scores more spread and the ranges wider (measured on the
+    # out-of-fold rows: 0.1 gave median widths 1-2 points wider than 0.02-0.03).
+    "learning_rate": 0.03,
     "num_leaves": 15,
     "min_data_in_leaf": 40,  # a spread needs many residuals to be estimated
     "lambda_l2": 10.0,

@@ -10,7 +10,7 @@ import pytest
 
 from imovsp import data, ranges, training
 from imovsp.features import FEATURES, Property
-from imovsp.valuer import Valuer
+from imovsp.valuer import Valuer, _calibration
 
 
 def test_conformal_quantile_takes_the_finite_sample_rank() -> None:
@@ -27,6 +27,77 @@ def test_conformal_quantile_covers_new_draws_at_the_level() -> None:
     for level in (0.5, 0.8, 0.9, 0.95):
         covered = np.mean(fresh <= ranges.conformal_quantile(calibration, level))
         assert abs(covered - level) < 0.02, (level, covered)
+
+
+def test_signed_quantiles_take_the_finite_sample_rank_on_each_side() -> None:
+    scores = np.arange(1.0, 100.0)  # 99 sorted scores, n + 1 = 100
+    # 20% misses, a quarter below: the 5th smallest and the ceil(100 * 0.85) = 85th.
+    assert ranges.signed_quantiles(scores, 0.8, 0.25) == (5.0, 85.0)
+    assert ranges.signed_quantiles(scores, 0.8, 0.5) == (10.0, 90.0)
+    assert ranges.signed_quantiles(scores[:9], 0.9, 0.5) == (1.0, 9.0)  # clamped to the ends
+
+
+def test_signed_quantiles_miss_each_side_at_its_share() -> None:
+    rng = np.random.default_rng(0)
+    calibration = np.sort(rng.standard_t(4, 4000))
+    fresh = rng.standard_t(4, 50_000)
+    for level, below in ((0.8, 0.3), (0.9, 0.5), (0.5, 0.7)):
+        lo, hi = ranges.signed_quantiles(calibration, level, below)
+        assert abs(np.mean(fresh < lo) - (1 - level) * below) < 0.01, (level, below)
+        assert abs(np.mean(fresh > hi) - (1 - level) * (1 - below)) < 0.01, (level, below)
+
+
+def test_asymmetric_ends_are_narrower_in_price_at_the_same_coverage() -> None:
+    """Symmetric log residuals: the chosen range sits a little low (fewer misses below than
+    above), is narrower in price than the symmetric one, and still covers at the level."""
+    rng = np.random.default_rng(2)
+    sigma = 0.3
+    scores = np.sort(rng.normal(size=5000))
+    calibration = ranges.Calibration(spread=None, scores=scores, floor=0.01, typical_sigma=sigma)  # type: ignore[arg-type]
+    fresh = rng.normal(size=50_000)
+    for level in (0.8, 0.9):
+        lo, hi = calibration.ends(level)
+        assert hi < -lo  # shifted down
+        sym_lo, sym_hi = ranges.signed_quantiles(scores, level, 0.5)
+        width = np.exp(sigma * hi) - np.exp(sigma * lo)
+        assert width < 0.99 * (np.exp(sigma * sym_hi) - np.exp(sigma * sym_lo))
+        assert abs(np.mean((fresh >= lo) & (fresh <= hi)) - level) < 0.01
+
+
+def test_a_calibration_saved_with_absolute_scores_gives_symmetric_ranges() -> None:
+    """Models saved before the ranges were asymmetric kept |r| / sigma and no typical sigma."""
+    scores = np.arange(1.0, 100.0) / 100
+    old = _calibration(
+        None,  # type: ignore[arg-type]
+        {"sigma_floor": {"rent": 0.01}},
+        {"rent_range_scores": scores},
+        "rent",
+    )
+    assert old.typical_sigma is None
+    assert old.ends(0.8) == (-0.8, 0.8)
+    low, high = old.bounds_one(0.0, 0.5, 1.0, 0.8)
+    assert (low, high) == pytest.approx((np.exp(-0.4), np.exp(0.4)))
+
+
+def test_remembered_levels_stay_bounded() -> None:
+    calibration = ranges.Calibration(None, np.sort(np.arange(-50.0, 50.0)), 0.05, 0.2)  # type: ignore[arg-type]
+    first = calibration.ends(0.8)
+    for level in np.linspace(0.5, 0.95, 3 * ranges.MAX_REMEMBERED_LEVELS):
+        calibration.ends(float(level))
+    assert len(calibration._ends) <= ranges.MAX_REMEMBERED_LEVELS
+    assert calibration.ends(0.8) == first
+
+
+def test_single_row_bounds_match_the_array_bounds() -> None:
+    rng = np.random.default_rng(3)
+    calibration = ranges.Calibration(None, np.sort(rng.normal(size=500)), 0.05, 0.2)  # type: ignore[arg-type]
+    log_median, spread, price = np.log(1000.0), np.array([0.01, 0.2, 0.6]), 960.0
+    low, high = calibration.bounds(
+        np.full(3, log_median), np.maximum(spread, 0.05), np.full(3, price), 0.85
+    )
+    for i in range(3):
+        one = calibration.bounds_one(log_median, float(spread[i]), price, 0.85)
+        assert one == pytest.approx((low[i], high[i]), rel=1e-12)
 
 
 @pytest.mark.parametrize("level", [0.49, 0.951, 1, "0.8", None, float("nan")])

@@ -7,18 +7,25 @@ models that never saw the row, see :func:`imovsp.training.tune`):
 2. a small LightGBM *spread model* learns ``sigma(x) ≈ E|r|`` from the same features, so the
    range is narrow where the model is usually right and wide where it is not. It is cross-fitted:
    each row's ``sigma`` comes from a spread model that did not see that row's residual;
-3. the normalised scores ``|r| / sigma(x)`` are kept, sorted;
-4. at level ``L`` the range is ``exp(log_median ± q_L · sigma(x))``, where ``q_L`` is the
-   ``ceil((n + 1) L)``-th smallest score (split-conformal's finite-sample rule), widened if need
+3. the signed normalised scores ``r / sigma(x)`` are kept, sorted;
+4. at level ``L`` the range is ``exp(log_median + [lo_L, hi_L] · sigma(x))``: of the misses
+   ``1 - L`` allowed, a share ``b`` falls below the range and ``1 - b`` above, so ``lo_L`` is the
+   ``floor((n + 1)(1 - L) b)``-th smallest score and ``hi_L`` the ``ceil((n + 1)(1 - (1 - L)
+   (1 - b)))``-th (split-conformal's finite-sample rule on each side). The share ``b`` is the one
+   of :data:`BELOW_SHARES` that gives the calibration rows' typical sigma the narrowest range *in
+   price*: a log-price range of a given length is narrower in BRL lower down, so the range is
+   usually shifted down a little (more of its misses are above it). It is then widened if need
    be so that it contains the point estimate (which includes the output ``scale`` factor).
 
 Any level from :data:`MIN_LEVEL` to :data:`MAX_LEVEL` is answered from the stored scores.
+Models saved before the ranges were asymmetric kept ``|r| / sigma`` and get the symmetric range
+``exp(log_median ± q_L · sigma(x))``, ``q_L`` the ``ceil((n + 1) L)``-th smallest score.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightgbm as lgb
@@ -32,7 +39,10 @@ MIN_LEVEL, MAX_LEVEL = 0.5, 0.95
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 SPREAD_PARAMS: dict[str, Any] = {
     "objective": "regression",  # the mean of |r|: a smooth, stable scale
-    "learning_rate": 0.1,
+    # Deliberately under-fitted (100 rounds at 0.03): a sigma that follows the noise of |r| more
+    # closely makes the normalised scores more spread and the ranges wider (measured on the
+    # out-of-fold rows: 0.1 gave median widths 1-2 points wider than 0.02-0.03).
+    "learning_rate": 0.03,
     "num_leaves": 15,
     "min_data_in_leaf": 40,  # a spread needs many residuals to be estimated
     "lambda_l2": 10.0,
@@ -49,6 +59,10 @@ SPREAD_ROUNDS = 100
 # sigma is never below this share of the median cross-fitted sigma, so that a row the spread
 # model finds unusually easy still gets a range of sensible width.
 FLOOR_SHARE = 0.25
+EPS = 1e-9
+MAX_REMEMBERED_LEVELS = 256
+# Candidate shares of the misses that fall below the range (see the module doc).
+BELOW_SHARES = tuple(round(b, 2) for b in np.arange(0.1, 0.91, 0.05))
 
 
 def check_level(level: float) -> float:
@@ -67,29 +81,60 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
     return float(scores[rank - 1])
 
 
+def signed_quantiles(scores: np.ndarray, level: float, below: float) -> tuple[float, float]:
+    """The low and high ends, among the sorted signed ``scores``, of a range that misses at most
+    ``(1 - level) below`` of new scores below it and ``(1 - level)(1 - below)`` above it (the
+    finite-sample ranks, clamped to the smallest and the largest score)."""
+    n, miss = len(scores), 1.0 - level
+    # The ranks are whole numbers spoilt by rounding (100 * 0.2 * 0.25 = 4.999...): EPS puts
+    # them back before they are rounded down and up.
+    low_rank = max(math.floor((n + 1) * miss * below + EPS), 1)
+    high_rank = min(math.ceil((n + 1) * (1.0 - miss * (1.0 - below)) - EPS), n)
+    return float(scores[low_rank - 1]), float(scores[high_rank - 1])
+
+
 @dataclass
 class Calibration:
     """What one negotiation type's ranges need: the spread model and the sorted scores."""
 
     spread: lgb.Booster
-    scores: np.ndarray  # sorted |r| / sigma of the calibration rows
+    scores: np.ndarray  # sorted r / sigma of the calibration rows (|r| / sigma if symmetric)
     floor: float  # the smallest sigma ever used
+    # The calibration rows' median sigma, which chooses how the misses are shared between the
+    # two sides; None for a symmetric calibration (models saved before asymmetric ranges).
+    typical_sigma: float | None = None
+    _ends: dict[float, tuple[float, float]] = field(default_factory=dict, repr=False)
 
     def sigma(self, x: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
         predicted = self.spread.predict(x, num_threads=num_threads)
         return np.asarray(np.maximum(np.asarray(predicted, dtype=float), self.floor), dtype=float)
 
-    def quantile(self, level: float) -> float:
-        return conformal_quantile(self.scores, check_level(level))
+    def ends(self, level: float) -> tuple[float, float]:
+        """The range at ``level`` in units of sigma around the log median: ``(lo, hi)``."""
+        found = self._ends.get(level)
+        if found is None:
+            found = self._choose_ends(check_level(level))  # ~0.1 ms, then remembered
+            if len(self._ends) >= MAX_REMEMBERED_LEVELS:  # callers choose levels: stay bounded
+                self._ends.clear()
+            self._ends[level] = found
+        return found
+
+    def _choose_ends(self, level: float) -> tuple[float, float]:
+        if self.typical_sigma is None:
+            q = conformal_quantile(self.scores, level)
+            return -q, q
+        s = self.typical_sigma
+        candidates = [signed_quantiles(self.scores, level, b) for b in BELOW_SHARES]
+        return min(candidates, key=lambda e: math.exp(s * e[1]) - math.exp(s * e[0]))
 
     def bounds(
         self, log_median: np.ndarray, sigma: np.ndarray, price: np.ndarray, level: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Low and high prices at ``level``, for the model's (unscaled) ``log_median``, its
         ``sigma`` and the point estimate ``price``."""
-        half = self.quantile(level) * sigma
-        low = np.minimum(np.exp(log_median - half), price)
-        high = np.maximum(np.exp(log_median + half), price)
+        lo, hi = self.ends(level)
+        low = np.minimum(np.exp(log_median + lo * sigma), price)
+        high = np.maximum(np.exp(log_median + hi * sigma), price)
         return low, high
 
     def bounds_one(
@@ -97,17 +142,21 @@ class Calibration:
     ) -> tuple[float, float]:
         """:meth:`bounds` of one property from its raw ``spread`` model output, without
         building arrays (their overhead is most of the cost for one value)."""
-        half = self.quantile(level) * max(spread, self.floor)
-        low = float(np.exp(log_median - half))
-        high = float(np.exp(log_median + half))
+        lo, hi = self.ends(level)
+        sigma = max(spread, self.floor)
+        low = math.exp(log_median + lo * sigma)
+        high = math.exp(log_median + hi * sigma)
         return min(low, price), max(high, price)
 
     def summary(self) -> dict[str, Any]:
+        lo80, hi80 = self.ends(0.8)
+        lo90, hi90 = self.ends(0.9)
         return {
             "calibration_rows": len(self.scores),
             "sigma_floor": round(self.floor, 5),
-            "q80": round(conformal_quantile(self.scores, 0.8), 4),
-            "q90": round(conformal_quantile(self.scores, 0.9), 4),
+            "typical_sigma": None if self.typical_sigma is None else round(self.typical_sigma, 5),
+            "ends80": [round(lo80, 4), round(hi80, 4)],
+            "ends90": [round(lo90, 4), round(hi90, 4)],
         }
 
 
@@ -132,14 +181,16 @@ def calibrate(
     rows with features ``x`` and actual ``log_price`` (see the module doc)."""
     from sklearn.model_selection import KFold  # as in imovsp.training: not for servers
 
-    residual = np.abs(log_price - oof)
+    residual = log_price - oof
+    size = np.abs(residual)
     sigma = np.empty(len(residual))
     for fit_rows, held in KFold(folds, shuffle=True, random_state=seed).split(x):
-        model = _fit_spread(x[fit_rows], residual[fit_rows], seed)
+        model = _fit_spread(x[fit_rows], size[fit_rows], seed)
         sigma[held] = model.predict(x[held])
-    floor = FLOOR_SHARE * float(np.median(sigma))
+    typical = float(np.median(sigma))
+    floor = FLOOR_SHARE * typical
     scores = np.sort(residual / np.maximum(sigma, floor))
-    return Calibration(_fit_spread(x, residual, seed), scores, floor)
+    return Calibration(_fit_spread(x, size, seed), scores, floor, typical)
 
 
 def range_metrics(

@@ -149,10 +149,12 @@ class Valuer:
             "cv": result.cv,
             "metrics": result.metrics,
             "ranges": {
-                "method": "normalised split-conformal on out-of-fold residuals of the train rows",
+                "method": "normalised split-conformal on out-of-fold residuals of the train rows"
+                " (signed scores: the misses are shared between the two sides)",
                 "default_level": DEFAULT_LEVEL,
                 "levels": [ranges.MIN_LEVEL, ranges.MAX_LEVEL],
                 "sigma_floor": {n: c.floor for n, c in result.calibrations.items()},
+                "typical_sigma": {n: c.typical_sigma for n, c in result.calibrations.items()},
             },
         }
         if result.reference is not None:
@@ -178,7 +180,9 @@ class Valuer:
         }
         for n, calibration in self.calibrations.items():
             models[f"{n}-spread"] = calibration.spread.model_to_string()
-            arrays[f"{n}_range_scores"] = calibration.scores
+            # Signed scores under their own name: a model saved before them had |r| / sigma.
+            kind = "range_scores" if calibration.typical_sigma is None else "range_signed_scores"
+            arrays[f"{n}_{kind}"] = calibration.scores
         return Artifact(metadata=self.metadata, models=models, arrays=arrays)
 
     def save(self, models_dir: Path, *, make_current: bool = True) -> Path:
@@ -201,11 +205,7 @@ class Valuer:
             if missing:
                 raise ArtifactError(f"{path} has no range model {', '.join(missing)}")
             calibrations = {
-                n: Calibration(
-                    models[f"{n}-spread"],
-                    np.asarray(art.arrays[f"{n}_range_scores"], dtype=float),
-                    float(meta["ranges"]["sigma_floor"][n]),
-                )
+                n: _calibration(models[f"{n}-spread"], meta["ranges"], art.arrays, n)
                 for n in negotiations
             }
             listings = comparables.from_state(art.arrays)
@@ -392,3 +392,17 @@ class Valuer:
         return np.array(
             [data.fold(d) not in self.builder.folded_ for d in frame[data.DISTRICT]], dtype=bool
         )
+
+
+def _calibration(
+    spread: lgb.Booster, meta: dict[str, Any], arrays: Mapping[str, np.ndarray], negotiation: str
+) -> Calibration:
+    """The range calibration of ``negotiation`` as saved; symmetric for a model saved before the
+    ranges were asymmetric (it kept only ``|r| / sigma``)."""
+    floor = float(meta["sigma_floor"][negotiation])
+    signed = arrays.get(f"{negotiation}_range_signed_scores")
+    if signed is None:
+        scores = np.asarray(arrays[f"{negotiation}_range_scores"], dtype=float)
+        return Calibration(spread, scores, floor)
+    typical = float(meta["typical_sigma"][negotiation])
+    return Calibration(spread, np.asarray(signed, dtype=float), floor, typical)

@@ -605,7 +605,7 @@ def serve(
     say(f"serving model {path.name} on http://{host}:{port} with {workers} worker(s)")
     from imovsp.api.server import exec_server  # the web stack only loads for this command
 
-    exec_server(settings, path, host=host, port=port, workers=workers)
+    exec_server(path, host=host, port=port, workers=workers)
 
 
 cli.add_command(db)

@@ -104,27 +104,15 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
         Supervisor(config, [config.bind_socket()], models_dir=settings.models_dir).run()
 
 
-def command(settings: Settings, model: Path, *, host: str, port: int, workers: int) -> list[str]:
-    """The command line that :func:`main` turns back into a call of :func:`run`."""
-    del settings  # read again from the same environment
-    return [
-        sys.executable,
-        "-m",
-        __spec__.name if __spec__ else "imovsp.api.server",
-        f"--host={host}",
-        f"--port={port}",
-        f"--workers={workers}",
-        f"--model={model.resolve()}",
-    ]
-
-
-def exec_server(settings: Settings, model: Path, *, host: str, port: int, workers: int) -> None:
+def exec_server(model: Path, *, host: str, port: int, workers: int) -> None:
     """Replace this process (same pid: a PaaS's SIGTERM still reaches the server) by
-    ``python -m imovsp.api.server``: the workers spawned from it import only the web stack
-    and the model's code, not the command line tool's training, reports and batch engines."""
+    ``python -m imovsp.api.server``, which calls :func:`run` with the settings of the same
+    environment: the workers spawned from it then import only the web stack and the model's
+    code, not the command line tool's training, reports and batch engines."""
     sys.stdout.flush()
     sys.stderr.flush()
-    argv = command(settings, model, host=host, port=port, workers=workers)
+    argv = [sys.executable, "-m", "imovsp.api.server", f"--host={host}", f"--port={port}"]
+    argv += [f"--workers={workers}", f"--model={model.resolve()}"]
     os.execv(argv[0], argv)
 
 

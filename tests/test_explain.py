@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from imovsp import explain
-from imovsp.features import FEATURES, Property
+from imovsp.features import FEATURES, ROTATED, Property
 from imovsp.valuer import Valuer
 
 FLAT = Property(
@@ -64,11 +64,9 @@ def test_reasons_read_as_a_person_would_say_them(valuer: Valuer) -> None:
 def test_every_feature_belongs_to_one_group() -> None:
     groups = {f: explain.group_of(f) for f in FEATURES}
     location = {f for f, g in groups.items() if g == "location"}
-    assert {"district", "x_km", "y_km", "location_estimated", "similar1_distance"} <= location
-    assert all(
-        f.startswith(("nn", "similar", "other_nn"))
-        for f in location - {"district", "x_km", "y_km", "location_estimated"}
-    )
+    coordinates = {"district", "x_km", "y_km", "location_estimated", *ROTATED}
+    assert coordinates | {"similar1_distance"} <= location
+    assert all(f.startswith(("nn", "similar", "other_nn")) for f in location - coordinates)
     assert groups["condo_per_m2"] == groups["condo_fee"] == "condo_fee"
     assert groups["size_m2"] == "size_m2"
 

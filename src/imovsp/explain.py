@@ -14,11 +14,11 @@ import math
 
 import numpy as np
 
-from imovsp.features import FEATURES, Property
+from imovsp.features import FEATURES, ROTATED, Property
 
 LOCATION = "location"
 CONDO = "condo_fee"
-_LOCATION_PARTS = ("district", "x_km", "y_km", "location_estimated")
+_LOCATION_PARTS = ("district", "x_km", "y_km", *ROTATED, "location_estimated")
 _LOCATION_PREFIXES = ("nn", "similar", "other_nn")
 
 

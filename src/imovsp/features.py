@@ -32,11 +32,17 @@ NEIGHBOURS = (5, 20)  # neighbour counts for the local price-per-m² features
 SIMILAR = 10  # neighbours in location-and-size space
 OTHER = 20  # neighbours from the other negotiation type
 SIZE_WEIGHT_KM = 3.0  # one unit of log size counts as this many km when finding similar flats
+# The coordinates also seen along axes turned by these angles (degrees): trees split along one
+# axis at a time, and prices in the city change along diagonals as much as east-west.
+ROTATIONS = (30, 45, 60)
+_TURNS = tuple((float(np.cos(np.radians(a))), float(np.sin(np.radians(a)))) for a in ROTATIONS)
+ROTATED = tuple(f"{axis}_rot{a}_km" for a in ROTATIONS for axis in "xy")
 FEATURES = (
     *NUMERIC,
     *FLAGS,
     "x_km",
     "y_km",
+    *ROTATED,
     "location_estimated",
     "condo_per_m2",
     "district",
@@ -153,6 +159,16 @@ def frame_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         name: frame[raw].to_numpy(dtype=object if name in ("negotiation", "district") else float)
         for name, raw in RAW_NAMES.items()
     }
+
+
+def rotated(x: Any, y: Any) -> dict[str, Any]:
+    """The :data:`ROTATED` coordinates of ``x``, ``y`` (km; arrays or plain floats, with the
+    same arithmetic for both, so the single-row path matches the batch one to the bit)."""
+    out = {}
+    for name, (cos, sin) in zip(ROTATED[::2], _TURNS, strict=True):
+        out[name] = x * cos + y * sin
+        out["y" + name[1:]] = y * cos - x * sin
+    return out
 
 
 def project(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -400,6 +416,7 @@ class FeatureBuilder:
             **{name: cols[name] for name in FLAGS},
             "x_km": xy[:, 0],
             "y_km": xy[:, 1],
+            **rotated(xy[:, 0], xy[:, 1]),
             "location_estimated": estimated.astype(np.float64),
             "condo_per_m2": condo / size,
             "district": codes.astype(np.float64),
@@ -461,6 +478,7 @@ class FeatureBuilder:
             "new": prop.new,
             "x_km": x,
             "y_km": y,
+            **rotated(x, y),
             "location_estimated": estimated,
             "condo_per_m2": condo / size,
             "district": code,

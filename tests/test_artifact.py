@@ -102,6 +102,22 @@ def test_unlisted_spread_model_is_refused(model_copy: Path) -> None:
         Valuer.load(model_copy)
 
 
+def test_model_of_an_imovsp_with_other_features_is_refused_with_what_differs(
+    model_copy: Path,
+) -> None:
+    meta = json.loads((model_copy / "metadata.json").read_text())
+    features = meta["feature_schema"]["features"]
+    features.remove("x_rot30_km")  # as saved by an imovsp without the turned axes, say
+    features.append("old_feature")
+    (model_copy / "metadata.json").write_text(json.dumps(meta))
+    message = (
+        "it was trained by another version of imovsp, with other features (it lacks "
+        "x_rot30_km; it has old_feature, no longer used): train a new model with `imovsp train`"
+    )
+    with pytest.raises(ArtifactError, match=re.escape(message)):
+        Valuer.load(model_copy)
+
+
 def test_missing_file_is_refused(model_copy: Path) -> None:
     (model_copy / "arrays.npz").unlink()
     with pytest.raises(ArtifactError, match=re.escape("incomplete: arrays.npz is missing")):

@@ -517,9 +517,20 @@ class FeatureBuilder:
         cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
     ) -> FeatureBuilder:
         if list(meta["features"]) != list(FEATURES):
+            saved = list(meta["features"])
+            lacks = [f for f in FEATURES if f not in saved]
+            extra = [f for f in saved if f not in FEATURES]
+            change = "; ".join(
+                part
+                for part in (
+                    f"it lacks {', '.join(lacks)}" if lacks else "",
+                    f"it has {', '.join(extra)}, no longer used" if extra else "",
+                )
+                if part
+            )
             raise ValueError(
-                "the artifact's feature schema differs from this imovsp's: "
-                f"{meta['features']} != {list(FEATURES)}"
+                "it was trained by another version of imovsp, with other features "
+                f"({change or 'in another order'}): train a new model with `imovsp train`"
             )
         self = cls()
         self.districts_ = list(meta["districts"])

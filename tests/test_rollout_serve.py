@@ -24,7 +24,7 @@ import pytest
 
 from imovsp import artifact, rollout
 from model_versions import A, B, C, corrupt, models_with
-from test_api_serve import BIN, ITEM, free_port, server_env, stop, wait_ready
+from test_api_serve import BIN, ITEM, START_TIMEOUT, free_port, server_env, stop, wait_ready
 
 TOKEN = "admin-token-for-tests-0123"
 THREADS = 6
@@ -75,7 +75,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc)
-        yield Server(proc, base, models, log)
+        server = Server(proc, base, models, log)
+        # /readyz answers once one worker is up; these tests reload running workers, so both
+        # must have started (a worker signalled while it starts is replaced instead).
+        deadline = time.monotonic() + START_TIMEOUT
+        while len(server.events("model_loaded")) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.1)
+        yield server
     finally:
         if proc.poll() is None:
             stop(proc)

@@ -209,10 +209,17 @@ def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -
         # (multiprocessing's resource tracker is a child too)
         workers = [c for c in server.children() if "spawn_main" in " ".join(c.cmdline())]
         assert len(workers) == 2
+
+        def mapped(worker: psutil.Process) -> list[str]:
+            return [m.path for m in worker.memory_maps()]
+
+        # /readyz answered for one worker; the other may still be importing.
+        deadline = time.monotonic() + START_TIMEOUT
+        while not all(any("lightgbm" in p for p in mapped(w)) for w in workers):
+            assert time.monotonic() < deadline, "a worker never loaded LightGBM"
+            time.sleep(0.2)
         for worker in workers:
-            mapped = [m.path for m in worker.memory_maps()]
-            assert any("lightgbm" in path for path in mapped)  # the model's library is there
-            assert not [path for path in mapped if "sklearn" in path]
+            assert not [path for path in mapped(worker) if "sklearn" in path]
     finally:
         stop(proc)
 

@@ -77,7 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
         wait_ready(base, proc)
         server = Server(proc, base, models, log)
         # /readyz answers once one worker is up; these tests reload running workers, so both
-        # must have started (a worker signalled while it starts is replaced instead).
+        # must have started (signalling starting workers is tested on its own below).
         deadline = time.monotonic() + START_TIMEOUT
         while len(server.events("model_loaded")) < 2:
             assert time.monotonic() < deadline, "the second worker did not start"
@@ -243,3 +243,47 @@ def test_sighup_reloads_a_single_process_server(tmp_path: Path, models_dir: Path
     finally:
         out = stop(proc) if proc.poll() is None else proc.communicate()[0]
     assert '"event":"model_reloaded"' in out
+
+
+def test_sighup_while_the_workers_start_reaches_them_once_they_can_reload(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """A worker still loading its model cannot reload yet: the SIGHUP waits for it (blocked,
+    not lost), where by default it would end the worker."""
+    models = models_with(tmp_path, models_dir, A, B)
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = server_env(
+        models, IMOVSP_ACCESS_LOG="false", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics")
+    )
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "imovsp"), "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    server = Server(proc, f"http://127.0.0.1:{port}", models, log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while len(started := server.workers()) < 2:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the workers were not spawned"
+            time.sleep(0.02)
+        assert server.events("model_loaded") == []  # the case under test: still loading
+        rollout.promote(models, B)
+        os.kill(proc.pid, signal.SIGHUP)
+        wait_ready(server.base, proc)
+        deadline = time.monotonic() + 120
+        while len(server.events("model_reloaded")) < 2:
+            assert time.monotonic() < deadline, "the workers did not reload"
+            time.sleep(0.1)
+        assert server.workers() == started  # neither was ended and replaced
+        # A new connection each time, so that both workers answer.
+        versions = {httpx.get(f"{server.base}/readyz").json()["model_version"] for _ in range(10)}
+        assert versions == {B}
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+    assert "died" not in log.read_text()

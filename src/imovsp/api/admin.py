@@ -161,11 +161,18 @@ def listen(app: FastAPI) -> Callable[[], None]:
         hup = True
     except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (tests)
         pass
+    else:
+        # A worker starts with SIGHUP blocked (see imovsp.api.supervisor): one sent while it
+        # loaded has waited, and reaches the handler now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     if settings.reload_interval > 0:
         spawn(poll(settings.reload_interval))
 
     def stop() -> None:
         if hup:
+            # Blocked again first: without the handler a SIGHUP would end the process while
+            # it finishes the requests in flight.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
             loop.remove_signal_handler(signal.SIGHUP)
         for task in tasks:
             task.cancel()

@@ -7,6 +7,11 @@ and a client that sent its next request on one just then gets no answer; so here
 values, remembers it for the workers it starts from now on (a replacement after a crash serves
 what the others serve), and passes SIGHUP to every worker, which swaps its model in place
 (see :mod:`imovsp.api.admin`). No connection is closed and no request fails.
+
+A worker inherits the supervisor's signal mask, in which SIGHUP is blocked (the supervisor
+takes it with ``sigwait`` on a thread of its own). A SIGHUP that reaches a worker while it is
+still loading therefore waits, pending, until the worker can reload and unblocks it, instead of
+ending it as the default action would.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 from socket import socket
 
@@ -36,6 +42,14 @@ class Supervisor(Multiprocess):
         super().__init__(config, sockets)
         self.models_dir = models_dir
         os.environ[SUPERVISOR_ENV] = str(os.getpid())  # inherited by the workers
+        # Before any worker or thread starts: all of them inherit the mask (see the module doc).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        threading.Thread(target=self._take_hups, name="sighup", daemon=True).start()
+
+    def _take_hups(self) -> None:
+        """Queue each SIGHUP for the main loop, as uvicorn's own handler would."""
+        while True:
+            self.signal_queue.append(signal.sigwait({signal.SIGHUP}))
 
     def handle_hup(self) -> None:
         version = artifact.current_version(self.models_dir)
@@ -50,8 +64,7 @@ class Supervisor(Multiprocess):
         os.environ[MODEL_ENV] = str(path)
         pids = [p.pid for p in self.processes if p.pid is not None]
         for pid in pids:
-            # A worker still starting has no handler yet and ends: its replacement starts
-            # with the new model.
+            # A worker still starting gets it once it can reload (see the module doc).
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGHUP)
         log.info({"event": "workers_signalled", "version": version, "workers": pids})

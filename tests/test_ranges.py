@@ -10,7 +10,7 @@ import pytest
 
 from imovsp import data, ranges, training
 from imovsp.features import FEATURES, Property
-from imovsp.valuer import Valuer, _calibration
+from imovsp.valuer import Valuer
 
 
 def test_conformal_quantile_takes_the_finite_sample_rank() -> None:
@@ -62,21 +62,6 @@ def test_asymmetric_ends_are_narrower_in_price_at_the_same_coverage() -> None:
         width = np.exp(sigma * hi) - np.exp(sigma * lo)
         assert width < 0.99 * (np.exp(sigma * sym_hi) - np.exp(sigma * sym_lo))
         assert abs(np.mean((fresh >= lo) & (fresh <= hi)) - level) < 0.01
-
-
-def test_a_calibration_saved_with_absolute_scores_gives_symmetric_ranges() -> None:
-    """Models saved before the ranges were asymmetric kept |r| / sigma and no typical sigma."""
-    scores = np.arange(1.0, 100.0) / 100
-    old = _calibration(
-        None,  # type: ignore[arg-type]
-        {"sigma_floor": {"rent": 0.01}},
-        {"rent_range_scores": scores},
-        "rent",
-    )
-    assert old.typical_sigma is None
-    assert old.ends(0.8) == (-0.8, 0.8)
-    low, high = old.bounds_one(0.0, 0.5, 1.0, 0.8)
-    assert (low, high) == pytest.approx((np.exp(-0.4), np.exp(0.4)))
 
 
 def test_remembered_levels_stay_bounded() -> None:
@@ -134,7 +119,8 @@ def test_spread_model_widens_ranges_where_errors_are_larger() -> None:
 
 
 def test_ranges_contain_the_point_estimate_even_with_a_scale_factor() -> None:
-    calibration = ranges.Calibration(spread=None, scores=np.array([0.1, 0.2, 0.3]), floor=0.01)  # type: ignore[arg-type]
+    scores = np.array([-0.3, -0.2, -0.1, 0.1, 0.2, 0.3])
+    calibration = ranges.Calibration(spread=None, scores=scores, floor=0.01, typical_sigma=0.2)  # type: ignore[arg-type]
     log_median = np.log(np.array([100.0, 100.0]))
     low, high = calibration.bounds(log_median, np.array([0.01, 0.5]), np.array([92.0, 92.0]), 0.5)
     assert low[0] == 92.0  # the scaled price lies below exp(log_median - q sigma): included

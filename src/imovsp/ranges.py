@@ -18,8 +18,6 @@ models that never saw the row, see :func:`imovsp.training.tune`):
    be so that it contains the point estimate (which includes the output ``scale`` factor).
 
 Any level from :data:`MIN_LEVEL` to :data:`MAX_LEVEL` is answered from the stored scores.
-Models saved before the ranges were asymmetric kept ``|r| / sigma`` and get the symmetric range
-``exp(log_median ± q_L · sigma(x))``, ``q_L`` the ``ceil((n + 1) L)``-th smallest score.
 """
 
 from __future__ import annotations
@@ -98,11 +96,11 @@ class Calibration:
     """What one negotiation type's ranges need: the spread model and the sorted scores."""
 
     spread: lgb.Booster
-    scores: np.ndarray  # sorted r / sigma of the calibration rows (|r| / sigma if symmetric)
+    scores: np.ndarray  # sorted r / sigma of the calibration rows
     floor: float  # the smallest sigma ever used
     # The calibration rows' median sigma, which chooses how the misses are shared between the
-    # two sides; None for a symmetric calibration (models saved before asymmetric ranges).
-    typical_sigma: float | None = None
+    # two sides.
+    typical_sigma: float
     _ends: dict[float, tuple[float, float]] = field(default_factory=dict, repr=False)
 
     def sigma(self, x: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
@@ -120,9 +118,6 @@ class Calibration:
         return found
 
     def _choose_ends(self, level: float) -> tuple[float, float]:
-        if self.typical_sigma is None:
-            q = conformal_quantile(self.scores, level)
-            return -q, q
         s = self.typical_sigma
         candidates = [signed_quantiles(self.scores, level, b) for b in BELOW_SHARES]
         return min(candidates, key=lambda e: math.exp(s * e[1]) - math.exp(s * e[0]))
@@ -154,7 +149,7 @@ class Calibration:
         return {
             "calibration_rows": len(self.scores),
             "sigma_floor": round(self.floor, 5),
-            "typical_sigma": None if self.typical_sigma is None else round(self.typical_sigma, 5),
+            "typical_sigma": round(self.typical_sigma, 5),
             "ends80": [round(lo80, 4), round(hi80, 4)],
             "ends90": [round(lo90, 4), round(hi90, 4)],
         }

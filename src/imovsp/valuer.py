@@ -180,9 +180,9 @@ class Valuer:
         }
         for n, calibration in self.calibrations.items():
             models[f"{n}-spread"] = calibration.spread.model_to_string()
-            # Signed scores under their own name: a model saved before them had |r| / sigma.
-            kind = "range_scores" if calibration.typical_sigma is None else "range_signed_scores"
-            arrays[f"{n}_{kind}"] = calibration.scores
+            # "signed": models saved before the ranges were asymmetric had |r| / sigma under
+            # another name (they lack features of today's models and are refused at load).
+            arrays[f"{n}_range_signed_scores"] = calibration.scores
         return Artifact(metadata=self.metadata, models=models, arrays=arrays)
 
     def save(self, models_dir: Path, *, make_current: bool = True) -> Path:
@@ -397,12 +397,10 @@ class Valuer:
 def _calibration(
     spread: lgb.Booster, meta: dict[str, Any], arrays: Mapping[str, np.ndarray], negotiation: str
 ) -> Calibration:
-    """The range calibration of ``negotiation`` as saved; symmetric for a model saved before the
-    ranges were asymmetric (it kept only ``|r| / sigma``)."""
-    floor = float(meta["sigma_floor"][negotiation])
-    signed = arrays.get(f"{negotiation}_range_signed_scores")
-    if signed is None:
-        scores = np.asarray(arrays[f"{negotiation}_range_scores"], dtype=float)
-        return Calibration(spread, scores, floor)
-    typical = float(meta["typical_sigma"][negotiation])
-    return Calibration(spread, np.asarray(signed, dtype=float), floor, typical)
+    """The range calibration of ``negotiation`` as saved."""
+    return Calibration(
+        spread,
+        np.asarray(arrays[f"{negotiation}_range_signed_scores"], dtype=float),
+        float(meta["sigma_floor"][negotiation]),
+        float(meta["typical_sigma"][negotiation]),
+    )

@@ -7,6 +7,7 @@ must be replaced (the requests it was answering fail: they are counted and repor
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import os
@@ -134,6 +135,31 @@ class Load:
 
     def count(self) -> int:
         return sum(len(a) for a in self.answers)
+
+
+def test_a_burst_of_connections_is_spread_over_both_workers(server: Server) -> None:
+    """Clients that connect at once (a pool, a proxy) end up on both workers: each worker has a
+    socket of its own. With one shared socket, the first worker to wake took them all."""
+    port = int(server.base.rsplit(":", 1)[1])
+    clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(32)]
+    try:
+        for client in clients:
+            client.connect()
+        for client in clients:  # answered, so accepted, and kept open (keep-alive)
+            client.request("GET", "/healthz")
+            assert client.getresponse().read()
+        held = {
+            pid: sum(
+                c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                for c in psutil.Process(pid).net_connections("tcp")
+            )
+            for pid in server.workers()
+        }
+    finally:
+        for client in clients:
+            client.close()
+    assert len(held) == 2 and sum(held.values()) == 32, held
+    assert min(held.values()) >= 4, held  # even: 16 each; 4 or fewer by chance is ~1e-5
 
 
 def test_reloads_under_load_fail_no_request(server: Server) -> None:

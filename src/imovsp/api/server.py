@@ -1,7 +1,7 @@
 """Run the API under uvicorn: one process, or a supervisor with several workers.
 
 uvicorn (httptools parser, asyncio event loop) serves the app directly; with ``workers > 1``
-its supervisor binds the socket once, spawns the workers, restarts any that die, and on
+its supervisor binds a socket per worker, spawns the workers, restarts any that die, and on
 SIGTERM passes the signal on and waits: each worker stops accepting, lets the requests in
 flight finish (up to ``graceful_timeout`` seconds) and exits; on SIGHUP every worker serves the
 current model (see :mod:`imovsp.api.supervisor`). ``benchmarks/api.py`` measures this stack.
@@ -9,7 +9,8 @@ current model (see :mod:`imovsp.api.supervisor`). ``benchmarks/api.py`` measures
 Why asyncio and not uvloop: uvloop accepts one new connection per turn of the event loop.
 A valuation keeps the loop busy for a while, so under load (256 connections in the benchmark)
 new connections waited seconds in the accept queue and clients timed out; asyncio's loop
-accepts every waiting connection at each turn, and no request timed out.
+accepts every waiting connection at each turn, and no request timed out (with a socket per
+worker, that greed no longer leaves one worker with every connection).
 
 ``imovsp serve`` checks the model, then re-executes itself as ``python -m imovsp.api.server``
 (see :func:`main`), so that the server process, and every worker it spawns, starts from this
@@ -101,7 +102,12 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
         from imovsp.api.supervisor import Supervisor
 
         config = uvicorn.Config("imovsp.api:create_app", factory=True, workers=workers, **common)
-        Supervisor(config, [config.bind_socket()], models_dir=settings.models_dir).run()
+        try:
+            supervisor = Supervisor(config, models_dir=settings.models_dir)
+        except OSError as exc:  # the port is taken, the host is not this machine's, ...
+            print(f"imovsp serve: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+            sys.exit(2)
+        supervisor.run()
 
 
 def exec_server(model: Path, *, host: str, port: int, workers: int) -> None:

@@ -9,8 +9,12 @@ server: see DESIGN.md):
 1. imovsp: ``imovsp serve`` answering ``POST /v1/valuations`` with a realistic body (the old
    deployment's documented apartment, every field given), access log on as in production;
    then the same with 500 different real listings in turn (``rotating``);
-2. bare: ``benchmarks/bare_asgi.py`` on the same stack (uvicorn, asyncio loop, httptools);
-3. seed: the old stack, ``../shared/bench/seed_stack/run.sh``, with its documented request.
+2. bare: ``benchmarks/bare_asgi.py`` on the same stack (uvicorn, asyncio loop, httptools,
+   imovsp's supervisor);
+3. seed: the old stack, ``../shared/bench/seed_stack/run.sh``, with its documented request;
+4. reused: imovsp's server with the model taken out (``benchmarks/reused_valuation.py``: each
+   worker values the first request and reuses that valuation), which splits the gap between
+   imovsp and bare into what the model costs and what the rest of the request path costs.
 
 wrk's timeout is 30 s for every run (its default, 2 s, drops the slow answers from the latency
 figures: the old stack's p99 could not be measured at all). Then batch throughput (1,000
@@ -108,13 +112,28 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 600) ->
     raise SystemExit(f"no answer from {url} after {timeout:.0f}s")
 
 
+def wait_loaded(log: Path, workers: int, timeout: float = 600) -> None:
+    """Until ``workers`` workers have logged that their model is loaded: ``/readyz`` answers as
+    soon as the first one is, and connections made before the others listen all go to it."""
+    deadline = time.monotonic() + timeout
+    while log.read_bytes().count(b'"event":"model_loaded"') < workers:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"fewer than {workers} workers loaded a model after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 @contextmanager
-def server(cmd: list[str], *, ready: str, env: dict[str, str], log: Path) -> Iterator[int]:
-    """Start ``cmd`` in its own process group; yield its pid once ``ready`` answers."""
+def server(
+    cmd: list[str], *, ready: str, env: dict[str, str], log: Path, workers: int = 0
+) -> Iterator[int]:
+    """Start ``cmd`` in its own process group; yield its pid once ``ready`` answers (and, for
+    imovsp, once its ``workers`` workers have loaded the model)."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
     try:
         wait_ready(ready, proc)
+        if workers:
+            wait_loaded(log, workers)
         yield proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -227,7 +246,8 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = [py, "-m", "imovsp", "serve", "--port", str(port), "--workers", str(args.workers)]
-    with server(serve, ready=f"{base}/readyz", env=env, log=logs / "imovsp.log") as pid:
+    ready = f"{base}/readyz"
+    with server(serve, ready=ready, env=env, log=logs / "imovsp.log", workers=args.workers) as pid:
         results["imovsp"] = load(f"{base}/v1/valuations", one, args)
         results["imovsp_rotating"] = load(f"{base}/v1/valuations", real_bodies(500), args)
         items = [json.loads(b) for b in real_bodies(args.batch_items)]
@@ -246,10 +266,22 @@ def main() -> int:
             "supervisor": round(rss_mb(pid), 1),
         }
 
+    from imovsp import artifact
+    from imovsp.settings import get_settings
+
+    settings = get_settings()
+    model = artifact.resolve(settings.model, settings.models_dir)
     port = free_port()
-    bare = [py, "-m", "uvicorn", "bare_asgi:app", "--app-dir", str(ROOT / "benchmarks")]
-    bare += ["--port", str(port), "--workers", str(args.workers), "--loop", "asyncio"]
-    bare += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    base = f"http://127.0.0.1:{port}"
+    reused = [py, str(ROOT / "benchmarks" / "reused_valuation.py"), "--host=127.0.0.1"]
+    reused += [f"--port={port}", f"--workers={args.workers}", f"--model={model}"]
+    ready = f"{base}/readyz"
+    with server(reused, ready=ready, env=env, log=logs / "reused.log", workers=args.workers):
+        results["reused"] = load(f"{base}/v1/valuations", one, args)
+
+    port = free_port()
+    bare = [py, str(ROOT / "benchmarks" / "bare_asgi.py"), "--port", str(port)]
+    bare += ["--workers", str(args.workers)]
     with server(bare, ready=f"http://127.0.0.1:{port}/", env=env, log=logs / "bare.log"):
         results["bare"] = load(f"http://127.0.0.1:{port}/", one, args)
 
@@ -270,7 +302,7 @@ def main() -> int:
 
 def report(r: dict[str, Any]) -> None:
     print(f"\n{'stack':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}")
-    for name in ("imovsp", "imovsp_rotating", "bare", "seed"):
+    for name in ("imovsp", "imovsp_rotating", "reused", "bare", "seed"):
         x = r[name]
         print(
             f"{name:<18}{x['rps']:>9.0f}{x['p50_ms']:>9.1f}{x['p99_ms']:>9.1f}"
@@ -281,6 +313,7 @@ def report(r: dict[str, Any]) -> None:
         "imovsp_vs_seed": imovsp["rps"] / seed["rps"],
         "imovsp_vs_bare": imovsp["rps"] / bare["rps"],
         "p99_imovsp_vs_seed": imovsp["p99_ms"] / seed["p99_ms"] if seed["p99_ms"] else math.inf,
+        "reused_vs_bare": r["reused"]["rps"] / bare["rps"],
     }
     r["floors"] = {
         "throughput >= 12x seed": r["ratios"]["imovsp_vs_seed"] >= 12,
@@ -294,6 +327,14 @@ def report(r: dict[str, Any]) -> None:
         f"\nimovsp / seed {r['ratios']['imovsp_vs_seed']:.1f}x, imovsp / bare "
         f"{100 * r['ratios']['imovsp_vs_bare']:.0f}%, p99 imovsp / seed "
         f"{r['ratios']['p99_imovsp_vs_seed']:.3f}"
+    )
+    # Per request, on the whole machine: what the model adds, and what the rest adds to bare.
+    model_us = 1e6 * (1 / imovsp["rps"] - 1 / r["reused"]["rps"])
+    rest_us = 1e6 * (1 / r["reused"]["rps"] - 1 / bare["rps"])
+    print(
+        f"reused valuation / bare {100 * r['ratios']['reused_vs_bare']:.0f}%; machine time per "
+        f"request: model {model_us:.0f} µs, the rest of imovsp {rest_us:.0f} µs, server "
+        f"stack {1e6 / bare['rps']:.0f} µs"
     )
     print(
         f"batch: {b['valuations_per_s']:.0f} valuations/s ({b['rps']:.2f} batches/s, p50 "

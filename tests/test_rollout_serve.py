@@ -38,6 +38,22 @@ class Server:
     models: Path
     log: Path
 
+    @classmethod
+    def start(cls, models: Path, tmp: Path, **env: str) -> Server:
+        """``imovsp serve`` with two workers on a free port; its output goes to a log in ``tmp``."""
+        port = free_port()
+        log = tmp / "server.log"
+        env = {"IMOVSP_ACCESS_LOG": "false", "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")} | env
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [str(BIN / "imovsp"), "serve", "--port", str(port), "--workers", "2"],
+                env=server_env(models, **env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        return cls(proc, f"http://127.0.0.1:{port}", models, log)
+
     def workers(self) -> set[int]:
         """The live worker processes (the supervisor's other child tracks resources)."""
         pids = set()
@@ -56,27 +72,9 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("rollout-serve")
-    models = models_with(tmp, models_dir, A, B, C)
-    port = free_port()
-    log = tmp / "server.log"
-    env = server_env(
-        models,
-        IMOVSP_ADMIN_TOKEN=TOKEN,
-        IMOVSP_ACCESS_LOG="false",
-        PROMETHEUS_MULTIPROC_DIR=str(tmp / "metrics"),
-    )
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "imovsp"), "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    base = f"http://127.0.0.1:{port}"
+    server = Server.start(models_with(tmp, models_dir, A, B, C), tmp, IMOVSP_ADMIN_TOKEN=TOKEN)
     try:
-        wait_ready(base, proc)
-        server = Server(proc, base, models, log)
+        wait_ready(server.base, server.proc)
         # /readyz answers once one worker is up; these tests reload running workers, so both
         # must have started (signalling starting workers is tested on its own below).
         deadline = time.monotonic() + START_TIMEOUT
@@ -85,8 +83,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
             time.sleep(0.1)
         yield server
     finally:
-        if proc.poll() is None:
-            stop(proc)
+        if server.proc.poll() is None:
+            stop(server.proc)
 
 
 @dataclass
@@ -158,7 +156,8 @@ def test_a_burst_of_connections_is_spread_over_both_workers(server: Server) -> N
     finally:
         for client in clients:
             client.close()
-    assert len(held) == 2 and sum(held.values()) == 32, held
+    assert len(held) == 2, held
+    assert sum(held.values()) == 32, held
     assert min(held.values()) >= 4, held  # even: 16 each; 4 or fewer by chance is ~1e-5
 
 
@@ -277,24 +276,12 @@ def test_sighup_while_the_workers_start_reaches_them_once_they_can_reload(
     """A worker still loading its model cannot reload yet: the SIGHUP waits for it (blocked,
     not lost), where by default it would end the worker."""
     models = models_with(tmp_path, models_dir, A, B)
-    port = free_port()
-    log = tmp_path / "server.log"
-    env = server_env(
-        models, IMOVSP_ACCESS_LOG="false", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics")
-    )
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "imovsp"), "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    server = Server(proc, f"http://127.0.0.1:{port}", models, log)
+    server = Server.start(models, tmp_path)
+    proc = server.proc
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while len(started := server.workers()) < 2:
-            assert proc.poll() is None, log.read_text()
+            assert proc.poll() is None, server.log.read_text()
             assert time.monotonic() < deadline, "the workers were not spawned"
             time.sleep(0.02)
         assert server.events("model_loaded") == []  # the case under test: still loading
@@ -312,4 +299,4 @@ def test_sighup_while_the_workers_start_reaches_them_once_they_can_reload(
     finally:
         if proc.poll() is None:
             stop(proc)
-    assert "died" not in log.read_text()
+    assert "died" not in server.log.read_text()

@@ -107,7 +107,20 @@ class Balanced(Multiprocess):
             self.processes[index] = self._start(index)
 
     def restart_all(self) -> None:
-        raise NotImplementedError("workers are not restarted: SIGHUP reloads their model")
+        """SIGHUP for uvicorn: replace each worker, the new one on the old one's socket, serving
+        before the old one is retired (:class:`Supervisor` reloads models instead)."""
+        for index, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self._start(index)
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                log.error({"event": "worker_restart_failed", "pid": new.pid, "kept": old.pid})
+                return
+            old.terminate()
+            old.join()
+            self.processes[index] = new
 
     def handle_ttin(self) -> None:
         self.processes_num += 1

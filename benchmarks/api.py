@@ -180,6 +180,12 @@ def load(url: str, bodies: list[bytes], args: argparse.Namespace) -> dict[str, A
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -248,7 +254,13 @@ def main() -> int:
     serve = [py, "-m", "imovsp", "serve", "--port", str(port), "--workers", str(args.workers)]
     ready = f"{base}/readyz"
     with server(serve, ready=ready, env=env, log=logs / "imovsp.log", workers=args.workers) as pid:
+        workers = workers_of(pid)
+        before = [cpu_seconds(w) for w in workers]
         results["imovsp"] = load(f"{base}/v1/valuations", one, args)
+        # How the load was shared: each worker's CPU seconds over warm-up and run.
+        results["worker_cpu_s"] = [
+            round(cpu_seconds(w) - b, 1) for w, b in zip(workers, before, strict=True)
+        ]
         results["imovsp_rotating"] = load(f"{base}/v1/valuations", real_bodies(500), args)
         items = [json.loads(b) for b in real_bodies(args.batch_items)]
         batch = json.dumps({"items": items}).encode()
@@ -341,6 +353,7 @@ def report(r: dict[str, Any]) -> None:
         f"{b['p50_ms']:.0f} ms, errors {b['errors']})"
     )
     print(f"RSS MB: workers {r['rss_mb']['workers']}, supervisor {r['rss_mb']['supervisor']}")
+    print(f"CPU seconds of each imovsp worker during run (1): {r['worker_cpu_s']}")
     for floor, ok in r["floors"].items():
         print(f"  {'PASS' if ok else 'FAIL'}  {floor}")
 

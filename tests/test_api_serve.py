@@ -240,6 +240,31 @@ def test_serve_with_an_unusable_model_exits_2_with_one_line(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "reuse-port"])
+def test_serve_on_a_taken_port_exits_2_with_one_line(
+    models_dir: Path, tmp_path: Path, reuse_port: bool
+) -> None:
+    """Also when the port's holder allows sharing it: the workers' sockets share their port, but
+    a second server must not join a first one by mistake."""
+    with socket.socket() as taken:
+        if reuse_port:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(BIN / "imovsp"), "serve", "--port", str(port), "--workers", "2"],
+            env=server_env(models_dir, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics")),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"imovsp serve: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert "Traceback" not in result.stderr
+
+
 # -- the container files start it as the Procfile does --------------------------------------------
 
 

@@ -45,12 +45,14 @@ MODEL_ENV = "IMOVSP_MODEL"  # the model directory that a starting worker loads
 log = logging.getLogger("imovsp.api")
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host``:``port`` that other sockets may share (``SO_REUSEPORT``)."""
+def bind(host: str, port: int, *, shared: bool = True) -> socket.socket:
+    """A socket bound to ``host``:``port`` that other sockets may share (``SO_REUSEPORT``)
+    unless not ``shared``."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
@@ -66,9 +68,12 @@ class Balanced(Multiprocess):
     """
 
     def __init__(self, config: Config) -> None:
-        first = bind(config.host, config.port)
-        # With port 0 the first socket's port, chosen by the system, is everyone's.
-        self.port = first.getsockname()[1]
+        # SO_REUSEPORT would as well let this server join one already listening on the port
+        # (run by the same user) and take half its connections: a plain bind first says
+        # whether the port is free. With port 0 it also picks the port that every slot shares.
+        with bind(config.host, config.port, shared=False) as probe:
+            self.port = probe.getsockname()[1]
+        first = bind(config.host, self.port)
         super().__init__(config, [first])
         self.slots: list[socket.socket] = [first]
 

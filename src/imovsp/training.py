@@ -294,9 +294,7 @@ def train(
             f"  best {best['params']}, {best['rounds']} trees, scale {params[negotiation]['scale']}"
         )
         progress(f"calibrating the {negotiation} ranges on the out-of-fold predictions")
-        calibrations[negotiation] = ranges.calibrate(
-            x, y, oof[negotiation][0], seed=seed, folds=folds
-        )
+        calibrations[negotiation] = ranges.calibrate(x, y, oof[negotiation][0], seed=seed)
         cv[negotiation]["calibration"] = calibrations[negotiation].summary()
 
     progress("fitting on the train rows and scoring the test rows")

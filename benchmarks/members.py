@@ -12,16 +12,13 @@ the tuned output scale. Prints mean MAPE / median APE % and trees per valuation 
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+from tuned_splits import Scores, arguments, errors, report, tuned_splits
 
-from imovsp import data, training
-from imovsp.features import FeatureBuilder, frame_columns
-from imovsp.settings import DEV_DATA
+from imovsp import ensemble, training
 
 BOOSTERS: dict[str, tuple[dict[str, Any], int]] = {  # name: (parameters over the tuned, seed +)
     "M0": ({}, 0),
@@ -45,44 +42,26 @@ SHAPES: dict[str, list[tuple[str, float]]] = {  # name: (booster, share of R tre
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEV_DATA)
-    parser.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3, 4])
-    args = parser.parse_args()
-    frame, _ = data.load_training_data(args.data)
-    scores: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
-    for seed in args.splits:
-        train_rows, test_rows = training.split(frame, test_size=0.15, seed=seed)
-        builder = FeatureBuilder().fit(train_rows)
-        for n in data.NEGOTIATIONS:
-            x, y = training._design(builder, train_rows, n)
-            params, _ = training.tune(x, y, seed=seed, folds=4)
-            rows = test_rows[test_rows[data.NEGOTIATION] == n]
-            x_test = builder.matrix(frame_columns(rows), negotiation=n)
-            actual = rows[data.PRICE].to_numpy(float)
-            rounds = params["num_rounds"]
-            tuned = {k: v for k, v in params.items() if k not in ("num_rounds", "scale")}
-            boosters = {
-                name: lgb.train(
-                    {**tuned, **extra, "seed": tuned["seed"] + shift},
-                    training._dataset(x, y),
-                    rounds,
-                )
-                for name, (extra, shift) in BOOSTERS.items()
-            }
-            for shape, parts in SHAPES.items():
-                cuts = [(boosters[b], max(1, round(rounds * share))) for b, share in parts]
-                log_price = np.mean([b.predict(x_test, num_iteration=k) for b, k in cuts], axis=0)
-                ape = 100 * np.abs(params["scale"] * np.exp(log_price) - actual) / actual
-                trees = sum(k for _, k in cuts)
-                scores.setdefault((n, shape), []).append(
-                    (float(ape.mean()), float(np.median(ape)), trees)
-                )
-        print(f"split {seed} done", flush=True)
-    print(f"{'type':<5} {'shape':<30} {'MAPE':>6} {'median':>7} {'trees':>6}")
-    for (n, shape), runs in scores.items():
-        mape, median, trees = np.mean(runs, axis=0)
-        print(f"{n:<5} {shape:<30} {mape:>6.2f} {median:>7.2f} {trees:>6.0f}")
+    args = arguments(__doc__ or "")
+    scores: Scores = {}
+    for tuned in tuned_splits(args.data, args.splits):
+        # The tuned member's parameters and trees, as training fits it.
+        params, rounds = ensemble.member_params(tuned.params, 0)
+        boosters = {
+            name: lgb.train(
+                {**params, **extra, "seed": params["seed"] + shift},
+                training._dataset(tuned.x, tuned.y),
+                rounds,
+            )
+            for name, (extra, shift) in BOOSTERS.items()
+        }
+        for shape, parts in SHAPES.items():
+            cuts = [(boosters[b], max(1, round(rounds * share))) for b, share in parts]
+            log_price = np.mean([b.predict(tuned.x_test, num_iteration=k) for b, k in cuts], axis=0)
+            trees = sum(k for _, k in cuts)
+            key = (tuned.negotiation, shape)
+            scores.setdefault(key, []).append(errors(tuned, log_price, trees))
+    report(scores, {"shape": "<30"})
 
 
 if __name__ == "__main__":

@@ -10,54 +10,28 @@ training that many rounds). Prints mean MAPE / median APE and tree counts over t
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from tuned_splits import Scores, arguments, errors, report, tuned_splits
 
-import numpy as np
-
-from imovsp import data, training
-from imovsp.features import FeatureBuilder, frame_columns
-from imovsp.settings import DEV_DATA
+from imovsp import training
 
 SHARES = (0.5, 0.67, 0.8, 1.0)  # of each member's trees; 0 drops the second member
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEV_DATA)
-    parser.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3, 4])
-    args = parser.parse_args()
-    frame, _ = data.load_training_data(args.data)
-    scores: dict[tuple[str, float, float], list[tuple[float, float, int]]] = {}
-    for seed in args.splits:
-        train_rows, test_rows = training.split(frame, test_size=0.15, seed=seed)
-        builder = FeatureBuilder().fit(train_rows)
-        params = {}
-        for n in data.NEGOTIATIONS:
-            x, y = training._design(builder, train_rows, n)
-            params[n], _ = training.tune(x, y, seed=seed, folds=4)
-        eval_builder, boosters = training.fit(train_rows, params)
-        for n in data.NEGOTIATIONS:
-            rows = test_rows[test_rows[data.NEGOTIATION] == n]
-            x = eval_builder.matrix(frame_columns(rows), negotiation=n)
-            actual = rows[data.PRICE].to_numpy(float)
-            first, second = boosters[n].members
-            for share0 in SHARES:
-                k0 = max(1, round(first.num_trees() * share0))
-                for share1 in (0.0, *SHARES):
-                    k1 = round(second.num_trees() * share1)
-                    log_price = first.predict(x, num_iteration=k0)
-                    if k1:
-                        log_price = (log_price + second.predict(x, num_iteration=k1)) / 2
-                    ape = 100 * np.abs(params[n]["scale"] * np.exp(log_price) - actual) / actual
-                    scores.setdefault((n, share0, share1), []).append(
-                        (float(ape.mean()), float(np.median(ape)), k0 + k1)
-                    )
-        print(f"split {seed} done", flush=True)
-    print(f"{'type':<5} {'tuned':>6} {'extra':>6} {'MAPE':>6} {'median':>7} {'trees':>6}")
-    for (n, share0, share1), runs in scores.items():
-        mape, median, trees = np.mean(runs, axis=0)
-        print(f"{n:<5} {share0:>6} {share1:>6} {mape:>6.2f} {median:>7.2f} {trees:>6.0f}")
+    args = arguments(__doc__ or "")
+    scores: Scores = {}
+    for tuned in tuned_splits(args.data, args.splits):
+        n, x = tuned.negotiation, tuned.x_test
+        first, second = training.fit_ensemble(tuned.x, tuned.y, tuned.params).members
+        for share0 in SHARES:
+            k0 = max(1, round(first.num_trees() * share0))
+            for share1 in (0.0, *SHARES):
+                k1 = round(second.num_trees() * share1)
+                log_price = first.predict(x, num_iteration=k0)
+                if k1:
+                    log_price = (log_price + second.predict(x, num_iteration=k1)) / 2
+                scores.setdefault((n, share0, share1), []).append(errors(tuned, log_price, k0 + k1))
+    report(scores, {"tuned": ">6", "extra": ">6"})
 
 
 if __name__ == "__main__":

@@ -183,15 +183,18 @@ def fit(
 ) -> tuple[FeatureBuilder, dict[str, Ensemble]]:
     """Fit the feature builder and one ensemble per negotiation type on ``frame``."""
     builder = FeatureBuilder().fit(frame)
-    boosters = {}
-    for negotiation, p in params.items():
-        x, y = _design(builder, frame, negotiation)
-        members = []
-        for i in range(len(ensemble.MEMBERS)):
-            member, rounds = ensemble.member_params(p, i)
-            members.append(lgb.train(member, _dataset(x, y), rounds))
-        boosters[negotiation] = Ensemble(members)
+    boosters = {n: fit_ensemble(*_design(builder, frame, n), p) for n, p in params.items()}
     return builder, boosters
+
+
+def fit_ensemble(x: np.ndarray, y: np.ndarray, params: dict[str, Any]) -> Ensemble:
+    """The ensemble's members (:data:`imovsp.ensemble.MEMBERS`) fitted on features ``x`` and
+    log prices ``y`` with the tuned ``params``."""
+    members = []
+    for i in range(len(ensemble.MEMBERS)):
+        member, rounds = ensemble.member_params(params, i)
+        members.append(lgb.train(member, _dataset(x, y), rounds))
+    return Ensemble(members)
 
 
 def estimate(

@@ -224,20 +224,26 @@ def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -
         stop(proc)
 
 
-def test_serve_with_an_unusable_model_exits_2_with_one_line(
-    models_dir: Path, tmp_path: Path
-) -> None:
+def serve_refused(models_dir: Path, *args: str, **env: str) -> str:
+    """``imovsp serve`` with ``args``, which must end with exit code 2 and no traceback; its
+    last line on stderr."""
     result = subprocess.run(
-        [str(BIN / "imovsp"), "serve", "--model", str(tmp_path / "nope")],
-        env=server_env(models_dir),
+        [str(BIN / "imovsp"), "serve", *args],
+        env=server_env(models_dir, **env),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2, result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last == f"Error: no model directory at {tmp_path / 'nope'}"
     assert "Traceback" not in result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_serve_with_an_unusable_model_exits_2_with_one_line(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    last = serve_refused(models_dir, "--model", str(tmp_path / "nope"))
+    assert last == f"Error: no model directory at {tmp_path / 'nope'}"
 
 
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "reuse-port"])
@@ -252,17 +258,12 @@ def test_serve_on_a_taken_port_exits_2_with_one_line(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [str(BIN / "imovsp"), "serve", "--port", str(port), "--workers", "2"],
-            env=server_env(models_dir, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics")),
-            capture_output=True,
-            text=True,
-            timeout=120,
+        last = serve_refused(
+            models_dir,
+            *("--port", str(port), "--workers", "2"),
+            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
         )
-    assert result.returncode == 2, result.stderr
-    last = result.stderr.strip().splitlines()[-1]
     assert last == f"imovsp serve: cannot listen on 127.0.0.1:{port}: Address already in use"
-    assert "Traceback" not in result.stderr
 
 
 # -- the container files start it as the Procfile does --------------------------------------------

@@ -227,6 +227,17 @@ def test_a_killed_worker_is_replaced_and_the_failed_requests_are_counted(
             lambda: len(server.workers() - before) == 1 and len(server.workers()) == 2,
             "a replacement worker",
         )
+        # Until the replacement has loaded its model, new connections must all go to the live
+        # worker: held here before it can load, it must take none (each would wait for it).
+        (replacement,) = server.workers() - before
+        os.kill(replacement, signal.SIGSTOP)
+        try:
+            loaded = {json.loads(line)["pid"] for line in server.events("model_loaded")}
+            assert replacement not in loaded, "the replacement started before it could be held"
+            fresh = [httpx.get(f"{server.base}/readyz", timeout=2).status_code for _ in range(8)]
+        finally:
+            os.kill(replacement, signal.SIGCONT)
+        assert fresh == [200] * 8
         # Served again by both workers: every thread has answers after the kill.
         marks = [len(a) for a in load.answers]
         load.wait_for(

@@ -7,8 +7,14 @@ burst of new connections, and keep-alive clients then stay with it: under the lo
 one worker answered everything while the other idled (10.4 and 0.3 CPU seconds over a 10 s run,
 half the throughput of a balanced run). :class:`Balanced` binds one socket per worker slot
 instead, all to the same address with ``SO_REUSEPORT``, and the kernel spreads new connections
-evenly among them. A slot keeps its socket when its worker dies: connections that arrive for it
-wait in its queue for the replacement instead of being refused.
+evenly among the sockets that listen. A worker's socket starts listening when the worker starts
+serving, after loading its model, so a worker still starting takes no connection.
+
+When a worker dies its socket is closed, and its replacement gets a new one. Kept, the socket
+would go on listening and queueing every other new connection for the replacement, seconds away
+under load; closed, the live workers take them all meanwhile. The supervisor wakes as soon as a
+worker dies (uvicorn's looks every half second), so few connections can queue on the dead
+worker's socket before it closes; those are reset.
 
 uvicorn's supervisor starts the workers, replaces any that dies, and on SIGHUP would restart
 every worker. Restarting closes the workers' idle keep-alive connections,
@@ -32,6 +38,7 @@ import os
 import signal
 import socket
 import threading
+from multiprocessing import connection
 from pathlib import Path
 
 from uvicorn.config import STARTUP_FAILURE, Config
@@ -43,6 +50,7 @@ from imovsp.artifact import ArtifactError
 SUPERVISOR_ENV = "IMOVSP_SUPERVISOR_PID"  # tells a worker whom to signal (see admin.py)
 MODEL_ENV = "IMOVSP_MODEL"  # the model directory that a starting worker loads
 log = logging.getLogger("imovsp.api")
+uvicorn_log = logging.getLogger("uvicorn.error")
 
 
 def bind(host: str, port: int, *, shared: bool = True) -> socket.socket:
@@ -82,12 +90,29 @@ class Balanced(Multiprocess):
             self.slots.append(bind(self.config.host, self.port))
         return [self.slots[index]]
 
+    def _renew_slot(self, index: int) -> None:
+        """A new socket for slot ``index``, whose worker died (see the module doc)."""
+        self.slots[index].close()
+        self.slots[index] = bind(self.config.host, self.port)
+
     def _start(self, index: int) -> Process:
         process = Process(self.config, self._slot(index))
         process.start()
         return process
 
     # uvicorn's own methods, each worker started with its slot's socket.
+
+    def run(self) -> None:
+        uvicorn_log.info("Started parent process [%d]", os.getpid())
+        self.init_processes()
+        while not self.should_exit.is_set():
+            # Signals or a worker's death, whichever comes first (see the module doc).
+            connection.wait([p.process.sentinel for p in self.processes], timeout=0.5)
+            self.handle_signals()
+            self.keep_subprocess_alive()
+        self.terminate_all()
+        self.join_all()
+        uvicorn_log.info("Stopping parent process [%d]", os.getpid())
 
     def init_processes(self) -> None:
         for index in range(self.processes_num):
@@ -109,6 +134,7 @@ class Balanced(Multiprocess):
             if self.should_exit.is_set():
                 return
             log.info({"event": "worker_died", "pid": process.pid, "exitcode": process.exitcode})
+            self._renew_slot(index)
             self.processes[index] = self._start(index)
 
     def restart_all(self) -> None:

@@ -186,6 +186,8 @@ class NeighbourIndex:
 
     def __post_init__(self) -> None:
         self.tree_ = KDTree(np.ascontiguousarray(self.xy, dtype=np.float64))
+        # For the single-property path: indexing a list is cheaper than an array for a few items.
+        self.price_list_: list[float] = self.log_price_m2.tolist()
         self.similar_tree_ = KDTree(
             np.column_stack((self.xy, self.log_size * SIZE_WEIGHT_KM)).astype(np.float64)
         )
@@ -224,21 +226,20 @@ def median_rows(values: np.ndarray) -> np.ndarray:
     return (middle[:, half - 1] + middle[:, half]) / 2
 
 
-def _median_one(values: np.ndarray) -> float:
+def _median_one(values: list[float]) -> float:
     """:func:`median_rows` of one short row, in plain Python (the same arithmetic)."""
-    ordered: list[float] = sorted(values.tolist())
+    ordered = sorted(values)
     half = len(ordered) // 2
     if len(ordered) % 2:
         return ordered[half]
     return (ordered[half - 1] + ordered[half]) / 2
 
 
-def _query_one(tree: KDTree, point: list[float], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest of one point: what :func:`_query` gives for it, as 1-d arrays (the
-    indices in pykdtree's own integer type: they only index arrays)."""
+def _query_one(tree: KDTree, point: list[float], k: int) -> tuple[list[float], list[int]]:
+    """The ``k`` nearest of one point: what :func:`_query` gives for it, as plain lists."""
     _one_openmp_thread()
     dist, idx = tree.query(np.array([point], dtype=np.float64), k=k)
-    return dist.reshape(-1), idx.reshape(-1)
+    return dist.ravel().tolist(), idx.ravel().tolist()
 
 
 # pykdtree's own OpenMP runtime: each query runs in a team as large as the calling thread's
@@ -447,44 +448,47 @@ class FeatureBuilder:
         log_size = float(np.log(size))
         condo = float(prop.condo_fee) if prop.condo_fee and prop.condo_fee > 0 else np.nan
         index = self.neighbours_[prop.negotiation]
-        prices = index.log_price_m2
-        n = len(index.xy)
-        dist, idx = _query_one(index.tree_, [x, y], min(max(NEIGHBOURS), n))
-        local = {}
-        for k in NEIGHBOURS:
-            local[f"nn{k}_log_price_m2"] = _median_one(prices[idx[:k]])
-            local[f"nn{k}_distance_km"] = dist[min(k, len(dist)) - 1]
+        prices = index.price_list_
+        n = len(prices)
+        dist, near = _query_one(index.tree_, [x, y], min(max(NEIGHBOURS), n))
         point = [x, y, log_size * SIZE_WEIGHT_KM]
         sim_dist, sim = _query_one(index.similar_tree_, point, min(SIMILAR, n))
-        local[f"similar{SIMILAR}_log_price_m2"] = _median_one(prices[sim])
-        local["similar1_log_price_m2"] = prices[sim[0]]
-        local["similar1_distance"] = sim_dist[0]
-        other = [i for name, i in self.neighbours_.items() if name != prop.negotiation]
-        if other:
-            _, near = _query_one(other[0].tree_, [x, y], min(OTHER, len(other[0].xy)))
-            local[f"other_nn{OTHER}_log_price_m2"] = _median_one(other[0].log_price_m2[near])
+        other = next((i for name, i in self.neighbours_.items() if name != prop.negotiation), None)
+        if other is None:
+            other_median = np.nan
         else:
-            local[f"other_nn{OTHER}_log_price_m2"] = np.nan
-        values = {
-            "size_m2": size,
-            "rooms": prop.rooms,
-            "toilets": prop.toilets,
-            "suites": prop.suites,
-            "parking": prop.parking,
-            "condo_fee": condo,
-            "elevator": prop.elevator,
-            "furnished": prop.furnished,
-            "swimming_pool": prop.swimming_pool,
-            "new": prop.new,
-            "x_km": x,
-            "y_km": y,
-            **rotated(x, y),
-            "location_estimated": estimated,
-            "condo_per_m2": condo / size,
-            "district": code,
-            **local,
-        }
-        return np.array([[values[name] for name in FEATURES]], dtype=np.float64)
+            _, around = _query_one(other.tree_, [x, y], min(OTHER, len(other.price_list_)))
+            other_median = _median_one([other.price_list_[i] for i in around])
+        # In FEATURES order (the test against matrix() checks every column).
+        return np.array(
+            [
+                [
+                    size,
+                    prop.rooms,
+                    prop.toilets,
+                    prop.suites,
+                    prop.parking,
+                    condo,
+                    prop.elevator,
+                    prop.furnished,
+                    prop.swimming_pool,
+                    prop.new,
+                    x,
+                    y,
+                    *rotated(x, y).values(),
+                    estimated,
+                    condo / size,
+                    code,
+                    *(_median_one([prices[i] for i in near[:k]]) for k in NEIGHBOURS),
+                    *(dist[min(k, len(dist)) - 1] for k in NEIGHBOURS),
+                    _median_one([prices[i] for i in sim]),
+                    prices[sim[0]],
+                    sim_dist[0],
+                    other_median,
+                ]
+            ],
+            dtype=np.float64,
+        )
 
     def _other_market(self, negotiation: str, xy: np.ndarray) -> np.ndarray:
         other = [index for n, index in self.neighbours_.items() if n != negotiation]

@@ -44,26 +44,27 @@ class SingleRowPredictor:
                 ctypes.byref(self._config),
             )
         )
+        # The row and the output live in buffers of this object, their addresses worked out
+        # once: building ctypes pointers took longer than the call into the library.
+        self._row = np.zeros(n_features, dtype=np.float64)
         self._out = np.zeros(1, dtype=np.float64)
         self._out_len = ctypes.c_int64(0)
-        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        # The output buffer is shared by the calls of this object: one at a time.
+        self._args = (
+            self._config,
+            ctypes.c_void_p(self._row.ctypes.data),
+            ctypes.byref(self._out_len),
+            ctypes.c_void_p(self._out.ctypes.data),
+        )
+        # The buffers are shared by the calls of this object: one at a time.
         self._lock = threading.Lock()
 
     def predict(self, row: np.ndarray) -> float:
         """The model's output for one row of ``n_features`` float64 values."""
-        row = np.ascontiguousarray(row, dtype=np.float64)
         if row.shape != (self.n_features,) and row.shape != (1, self.n_features):
             raise ValueError(f"expected one row of {self.n_features} features, got {row.shape}")
         with self._lock:
-            _safe_call(
-                _LIB.LGBM_BoosterPredictForMatSingleRowFast(
-                    self._config,
-                    row.ctypes.data_as(ctypes.c_void_p),
-                    ctypes.byref(self._out_len),
-                    self._out_ptr,
-                )
-            )
+            self._row[:] = row
+            _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(*self._args))
             return float(self._out[0])
 
     def __del__(self) -> None:

@@ -246,9 +246,10 @@ def test_serve_with_an_unusable_model_exits_2_with_one_line(
     assert last == f"Error: no model directory at {tmp_path / 'nope'}"
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "reuse-port"])
 def test_serve_on_a_taken_port_exits_2_with_one_line(
-    models_dir: Path, tmp_path: Path, reuse_port: bool
+    models_dir: Path, tmp_path: Path, reuse_port: bool, workers: str
 ) -> None:
     """Also when the port's holder allows sharing it: the workers' sockets share their port, but
     a second server must not join a first one by mistake."""
@@ -260,7 +261,7 @@ def test_serve_on_a_taken_port_exits_2_with_one_line(
         port = taken.getsockname()[1]
         last = serve_refused(
             models_dir,
-            *("--port", str(port), "--workers", "2"),
+            *("--port", str(port), "--workers", workers),
             PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
         )
     assert last == f"imovsp serve: cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -25,7 +25,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 if __name__ in ("__main__", "__mp_main__"):  # the server process, or a worker it spawned
     # Serving only predicts. LightGBM imports scikit-learn whenever it is installed (for its
@@ -35,6 +35,7 @@ if __name__ in ("__main__", "__mp_main__"):  # the server process, or a worker i
     sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from imovsp.settings import Settings, get_settings
 
@@ -94,20 +95,34 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
     }
     if workers == 1:
         from imovsp.api.app import create_app  # after the metrics directory is set
+        from imovsp.api.supervisor import bind
 
+        try:
+            sock = bind(host, port, shared=False)
+        except OSError as exc:
+            refuse(host, port, exc)
         # SIGHUP reloads the model once the app has started (see admin.py); not fatal before.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        uvicorn.run(create_app(settings.model_copy(update={"model": model})), **common)
+        app = create_app(settings.model_copy(update={"model": model}))
+        server = uvicorn.Server(uvicorn.Config(app, **common))
+        server.run(sockets=[sock])
+        if not server.started:  # as uvicorn.run ends: the app failed to start
+            sys.exit(STARTUP_FAILURE)
     else:  # each worker builds the app with create_app() and loads its own model
         from imovsp.api.supervisor import Supervisor
 
         config = uvicorn.Config("imovsp.api:create_app", factory=True, workers=workers, **common)
         try:
             supervisor = Supervisor(config, models_dir=settings.models_dir)
-        except OSError as exc:  # the port is taken, the host is not this machine's, ...
-            print(f"imovsp serve: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-            sys.exit(2)
+        except OSError as exc:
+            refuse(host, port, exc)
         supervisor.run()
+
+
+def refuse(host: str, port: int, exc: OSError) -> NoReturn:
+    """End with one line and exit code 2: the port is taken, the host is not this machine's…"""
+    print(f"imovsp serve: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+    sys.exit(2)
 
 
 def exec_server(model: Path, *, host: str, port: int, workers: int) -> None:

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -311,3 +312,39 @@ def test_sighup_while_the_workers_start_reaches_them_once_they_can_reload(
         if proc.poll() is None:
             stop(proc)
     assert "died" not in server.log.read_text()
+
+
+def test_the_workers_end_with_a_killed_supervisor(tmp_path: Path, models_dir: Path) -> None:
+    """SIGKILL leaves the supervisor no time to stop its workers: the kernel ends them, or they
+    would go on serving a port that no supervisor owns, and a new server could not bind it."""
+    server = Server.start(models_with(tmp_path, models_dir, A), tmp_path)
+    try:
+        wait_ready(server.base, server.proc)
+        deadline = time.monotonic() + START_TIMEOUT
+        while len(workers := server.workers()) < 2:
+            assert time.monotonic() < deadline, "the workers were not spawned"
+            time.sleep(0.1)
+        handles = [psutil.Process(pid) for pid in workers]
+    finally:
+        server.proc.kill()
+        server.proc.wait()
+    deadline = time.monotonic() + 30
+    while alive := [p for p in handles if running(p)]:
+        if time.monotonic() > deadline:
+            for process in alive:
+                process.kill()
+            pytest.fail(f"workers left running: {[p.pid for p in alive]}")
+        time.sleep(0.1)
+    port = int(server.base.rsplit(":", 1)[1])
+    with socket.socket() as again:  # the port is free for the next server
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+        again.bind(("127.0.0.1", port))
+        again.listen()
+
+
+def running(process: psutil.Process) -> bool:
+    """Not ended (an orphan that has ended may stay a zombie until whoever adopted it reaps it)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -33,6 +33,12 @@ if __name__ in ("__main__", "__mp_main__"):  # the server process, or a worker i
     # worker's memory for code it never runs. Marked absent here, before anything imports
     # LightGBM, it stays out; imovsp imports it only in the functions that train.
     sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
+if __name__ == "__mp_main__":  # a worker
+    # Ended with its supervisor, even when that is killed with SIGKILL: orphaned workers
+    # would go on serving a port no supervisor owns, and keep the next server from binding it.
+    from imovsp.api.supervisor import follow_supervisor
+
+    follow_supervisor()
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE

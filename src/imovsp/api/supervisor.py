@@ -28,15 +28,20 @@ A worker inherits the supervisor's signal mask, in which SIGHUP is blocked (the 
 takes it with ``sigwait`` on a thread of its own). A SIGHUP that reaches a worker while it is
 still loading therefore waits, pending, until the worker can reload and unblocks it, instead of
 ending it as the default action would.
+
+A supervisor killed with SIGKILL cannot stop its workers: each asks the kernel for SIGTERM when
+its supervisor dies (:func:`follow_supervisor`), and stops as on any SIGTERM.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from multiprocessing import connection
 from pathlib import Path
@@ -49,8 +54,23 @@ from imovsp.artifact import ArtifactError
 
 SUPERVISOR_ENV = "IMOVSP_SUPERVISOR_PID"  # tells a worker whom to signal (see admin.py)
 MODEL_ENV = "IMOVSP_MODEL"  # the model directory that a starting worker loads
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 log = logging.getLogger("imovsp.api")
 uvicorn_log = logging.getLogger("uvicorn.error")
+
+
+def follow_supervisor() -> None:
+    """In a worker: have the kernel send this process SIGTERM when its supervisor ends (Linux;
+    elsewhere nothing), and end now if it already has."""
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if not supervisor or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning({"event": "no_parent_death_signal", "errno": ctypes.get_errno()})
+        return
+    if os.getppid() != int(supervisor):  # it died before the call above
+        sys.exit(0)
 
 
 def bind(host: str, port: int, *, shared: bool = True) -> socket.socket:

@@ -242,8 +242,22 @@ def serve_refused(models_dir: Path, *args: str, **env: str) -> str:
 def test_serve_with_an_unusable_model_exits_2_with_one_line(
     models_dir: Path, tmp_path: Path
 ) -> None:
-    last = serve_refused(models_dir, "--model", str(tmp_path / "nope"))
+    last = serve_refused(models_dir, "--model", str(tmp_path / "nope"), "--port", str(free_port()))
     assert last == f"Error: no model directory at {tmp_path / 'nope'}"
+
+
+def test_serve_checks_the_port_before_it_trains_a_model(tmp_path: Path) -> None:
+    """Without a model, serve trains one first: a taken port is said before that, not after."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        last = serve_refused(
+            tmp_path / "no-models-yet",
+            *("--port", str(port)),
+            IMOVSP_DATA=str(tmp_path / "no-listings.csv"),  # training would fail on it
+        )
+    assert last == f"imovsp serve: cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -593,17 +593,23 @@ def serve(
     Without a model in the models directory, trains one from IMOVSP_DATA first.
     Docs at /docs, OpenAPI at /openapi.json.
     """
+    from imovsp.api.server import exec_server, refuse  # the web stack loads for this command
+    from imovsp.api.supervisor import bind
+
     settings = _settings(ctx)
+    host = host or settings.host
+    port = port or settings.port
+    workers = workers or settings.workers
+    try:  # before a model is loaded or trained; the server checks again when it binds
+        bind(host, port, shared=False).close()
+    except OSError as exc:
+        refuse(host, port, exc)
     with user_errors():
         # Loaded here once so that a bad model stops the start with one line, not a traceback
         # in every worker; the workers load their own copies.
         path = load_valuer(settings, model, train_if_missing=True).path
     assert path is not None
-    host = host or settings.host
-    port = port or settings.port
-    workers = workers or settings.workers
     say(f"serving model {path.name} on http://{host}:{port} with {workers} worker(s)")
-    from imovsp.api.server import exec_server  # the web stack only loads for this command
 
     exec_server(path, host=host, port=port, workers=workers)
 

@@ -22,6 +22,8 @@ import psutil
 import pytest
 import yaml
 
+from imovsp import artifact
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 300  # workers import the scientific stack: slow on a busy 2-core machine
@@ -224,11 +226,19 @@ def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -
         stop(proc)
 
 
-def serve_refused(models_dir: Path, *args: str, **env: str) -> str:
-    """``imovsp serve`` with ``args``, which must end with exit code 2 and no traceback; its
-    last line on stderr."""
+def test_ctrl_c_stops_a_single_process_server_quietly(serve: Any) -> None:
+    proc, _ = serve("--workers", "1")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+
+
+def serve_refused(models_dir: Path, *args: str, command: tuple[str, ...] = (), **env: str) -> str:
+    """``imovsp serve`` (or ``command``) with ``args``, which must end with exit code 2 and no
+    traceback; its last line on stderr."""
     result = subprocess.run(
-        [str(BIN / "imovsp"), "serve", *args],
+        [*(command or (str(BIN / "imovsp"), "serve")), *args],
         env=server_env(models_dir, **env),
         capture_output=True,
         text=True,
@@ -260,13 +270,21 @@ def test_serve_checks_the_port_before_it_trains_a_model(tmp_path: Path) -> None:
     assert last == f"imovsp serve: cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
+@pytest.mark.parametrize("entry", ["cli", "server"])
 @pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "reuse-port"])
 def test_serve_on_a_taken_port_exits_2_with_one_line(
-    models_dir: Path, tmp_path: Path, reuse_port: bool, workers: str
+    models_dir: Path, tmp_path: Path, reuse_port: bool, workers: str, entry: str
 ) -> None:
     """Also when the port's holder allows sharing it: the workers' sockets share their port, but
-    a second server must not join a first one by mistake."""
+    a second server must not join a first one by mistake. ``imovsp serve`` checks the port
+    first; the server process it becomes checks again when it binds (the port may have been
+    taken meanwhile, during a model's training for one)."""
+    command: tuple[str, ...] = ()
+    if entry == "server":
+        model = models_dir / str(artifact.current_version(models_dir))
+        command = (str(BIN / "python"), "-m", "imovsp.api.server", "--host=127.0.0.1")
+        command += (f"--model={model}",)
     with socket.socket() as taken:
         if reuse_port:
             taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -275,7 +293,8 @@ def test_serve_on_a_taken_port_exits_2_with_one_line(
         port = taken.getsockname()[1]
         last = serve_refused(
             models_dir,
-            *("--port", str(port), "--workers", workers),
+            *(f"--port={port}", f"--workers={workers}"),
+            command=command,
             PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
         )
     assert last == f"imovsp serve: cannot listen on 127.0.0.1:{port}: Address already in use"

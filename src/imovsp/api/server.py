@@ -20,6 +20,7 @@ small module rather than from the whole command line tool.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -111,8 +112,11 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         app = create_app(settings.model_copy(update={"model": model}))
         server = uvicorn.Server(uvicorn.Config(app, **common))
-        server.run(sockets=[sock])
-        if not server.started:  # as uvicorn.run ends: the app failed to start
+        # As uvicorn.run ends: quietly after Ctrl-C (uvicorn re-raises SIGINT once it has
+        # stopped), with STARTUP_FAILURE if the app did not start.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+        if not server.started:
             sys.exit(STARTUP_FAILURE)
     else:  # each worker builds the app with create_app() and loads its own model
         from imovsp.api.supervisor import Supervisor

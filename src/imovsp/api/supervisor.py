@@ -61,13 +61,20 @@ uvicorn_log = logging.getLogger("uvicorn.error")
 
 def follow_supervisor() -> None:
     """In a worker: have the kernel send this process SIGTERM when its supervisor ends (Linux;
-    elsewhere nothing), and end now if it already has."""
+    elsewhere nothing), and end now if it already has.
+
+    Only for the supervisor's own children: a process that a worker spawned would find another
+    parent and end at once.
+    """
     supervisor = os.environ.get(SUPERVISOR_ENV)
     if not supervisor or not sys.platform.startswith("linux"):
         return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        log.warning({"event": "no_parent_death_signal", "errno": ctypes.get_errno()})
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]  # int prctl(int, unsigned long, ...)
+    prctl.restype = ctypes.c_int
+    if prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        # Logging is not set up yet in a starting worker.
+        print(f"imovsp: no parent-death signal: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
         return
     if os.getppid() != int(supervisor):  # it died before the call above
         sys.exit(0)
@@ -111,9 +118,16 @@ class Balanced(Multiprocess):
         return [self.slots[index]]
 
     def _renew_slot(self, index: int) -> None:
-        """A new socket for slot ``index``, whose worker died (see the module doc)."""
+        """A new socket for slot ``index``, whose worker died (see the module doc). Bound before
+        the old one closes, so that the port is never free for another process to take; if
+        that fails, the replacement keeps the old socket."""
+        try:
+            fresh = bind(self.config.host, self.port)
+        except OSError as exc:
+            log.error({"event": "socket_not_renewed", "slot": index, "reason": str(exc)})
+            return
         self.slots[index].close()
-        self.slots[index] = bind(self.config.host, self.port)
+        self.slots[index] = fresh
 
     def _start(self, index: int) -> Process:
         process = Process(self.config, self._slot(index))
@@ -126,8 +140,14 @@ class Balanced(Multiprocess):
         uvicorn_log.info("Started parent process [%d]", os.getpid())
         self.init_processes()
         while not self.should_exit.is_set():
-            # Signals or a worker's death, whichever comes first (see the module doc).
-            connection.wait([p.process.sentinel for p in self.processes], timeout=0.5)
+            # Up to half a second, as uvicorn's loop (signals are taken at the next turn), but
+            # a worker's death wakes it at once (see the module doc).
+            ended = connection.wait([p.process.sentinel for p in self.processes], timeout=0.5)
+            for process in self.processes:
+                if process.process.sentinel in ended:
+                    # Its exit is under way but it may not be reaped yet, and until then
+                    # is_alive() would ping it and wait out the health-check timeout.
+                    process.process.join()
             self.handle_signals()
             self.keep_subprocess_alive()
         self.terminate_all()

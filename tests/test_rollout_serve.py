@@ -223,6 +223,11 @@ def test_a_killed_worker_is_replaced_and_the_failed_requests_are_counted(
     assert len(before) == 2
     victim = min(before)
     with Load(server.base) as load:
+        held = [
+            c
+            for c in psutil.Process(victim).net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED
+        ]
         os.kill(victim, signal.SIGKILL)
         load.wait_for(
             lambda: len(server.workers() - before) == 1 and len(server.workers()) == 2,
@@ -245,9 +250,15 @@ def test_a_killed_worker_is_replaced_and_the_failed_requests_are_counted(
             lambda: all(len(a) > m + 3 for a, m in zip(load.answers, marks, strict=True)),
             "every client to be answered again",
         )
-    print(f"\nworker killed under load: {len(load.errors)} of {load.count()} requests failed")
-    # Only the requests the killed worker was answering can fail: one per connection at most.
-    assert len(load.errors) <= THREADS
+    print(
+        f"\nworker killed under load: {len(load.errors)} of {load.count()} requests failed;"
+        f" it held {len(held)} connections"
+    )
+    # Only the killed worker's clients can fail, each at most twice: the request in flight, and
+    # a reconnection that lands on the dead worker's socket in the moment before the supervisor
+    # closes it. None waits: a timeout means connections queued for a worker that was gone.
+    assert len(load.errors) <= 2 * len(held)
+    assert not [e for e in load.errors if "Timeout" in e]
     assert {answer for answers in load.answers for answer in answers} == {(200, served)}
     with httpx.Client(base_url=server.base) as fresh:
         versions = {fresh.get("/readyz").json()["model_version"] for _ in range(10)}

@@ -19,43 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from imovsp import data, training
-from imovsp.features import Property, frame_columns
+from imovsp.features import Property, column_properties, frame_columns
 from imovsp.settings import DEV_DATA
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
-
-
-def listing_properties(frame: pd.DataFrame, valuer: Valuer) -> list[Property]:
-    """The listings of ``frame`` as properties to value one by one."""
-    cols = frame_columns(frame)
-    out = []
-    for i in range(len(frame)):
-        located = not np.isnan(cols["latitude"][i])
-        out.append(
-            valuer.resolve(
-                Property(
-                    negotiation=str(cols["negotiation"][i]),
-                    district=str(cols["district"][i]),
-                    size_m2=float(cols["size_m2"][i]),
-                    rooms=int(cols["rooms"][i]),
-                    toilets=int(cols["toilets"][i]),
-                    suites=int(cols["suites"][i]),
-                    parking=int(cols["parking"][i]),
-                    condo_fee=float(cols["condo_fee"][i]),
-                    elevator=bool(cols["elevator"][i]),
-                    furnished=bool(cols["furnished"][i]),
-                    swimming_pool=bool(cols["swimming_pool"][i]),
-                    new=bool(cols["new"][i]),
-                    latitude=float(cols["latitude"][i]) if located else None,
-                    longitude=float(cols["longitude"][i]) if located else None,
-                )
-            )
-        )
-    return out
 
 
 def main() -> None:
@@ -105,7 +73,8 @@ def main() -> None:
 
     # The same property over and over flatters the trees: the branch predictor learns its
     # paths. Real listings in turn are what a server sees.
-    listings = listing_properties(frame.sample(500, random_state=0), loaded)
+    sample = frame_columns(frame.sample(500, random_state=0))
+    listings = [loaded.resolve(one) for one in column_properties(sample)]
     mixed = []
     for _ in range(4):
         for one in listings:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imovsp import data
-from imovsp.features import Property, frame_columns, median_rows
+from imovsp.features import column_properties, frame_columns, median_rows
 from imovsp.single_row import SingleRowPredictor
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
@@ -72,21 +72,7 @@ def test_feature_row_equals_the_matrix_row_to_the_bit(valuer: Valuer) -> None:
         sub = {k: v[m] for k, v in cols.items()}
         sub["district"] = np.array([valuer.builder.resolve_district(d) for d in sub["district"]])
         batch = valuer.builder.matrix(sub, negotiation=negotiation)
-        for i in range(len(batch)):
-            prop = Property(
-                negotiation=negotiation,
-                district=sub["district"][i],
-                size_m2=float(sub["size_m2"][i]),
-                rooms=int(sub["rooms"][i]),
-                toilets=int(sub["toilets"][i]),
-                suites=int(sub["suites"][i]),
-                parking=int(sub["parking"][i]),
-                condo_fee=float(sub["condo_fee"][i]),
-                elevator=bool(sub["elevator"][i]),
-                furnished=bool(sub["furnished"][i]),
-                swimming_pool=bool(sub["swimming_pool"][i]),
-                new=bool(sub["new"][i]),
-                latitude=None if np.isnan(sub["latitude"][i]) else float(sub["latitude"][i]),
-                longitude=None if np.isnan(sub["longitude"][i]) else float(sub["longitude"][i]),
-            )
+        props = column_properties(sub)
+        assert len(props) == len(batch)
+        for i, prop in enumerate(props):
             np.testing.assert_array_equal(valuer.builder.row(prop), batch[i : i + 1])

@@ -153,6 +153,33 @@ class Property:
         return out
 
 
+def column_properties(cols: Mapping[str, np.ndarray]) -> list[Property]:
+    """Feature columns (see :func:`frame_columns`) as properties, one per row: the inverse of
+    :meth:`Property.columns` (an unknown location is ``None``)."""
+    out = []
+    for i in range(len(cols["size_m2"])):
+        located = not np.isnan(cols["latitude"][i])
+        out.append(
+            Property(
+                negotiation=str(cols["negotiation"][i]),
+                district=str(cols["district"][i]),
+                size_m2=float(cols["size_m2"][i]),
+                rooms=int(cols["rooms"][i]),
+                toilets=int(cols["toilets"][i]),
+                suites=int(cols["suites"][i]),
+                parking=int(cols["parking"][i]),
+                condo_fee=float(cols["condo_fee"][i]),
+                elevator=bool(cols["elevator"][i]),
+                furnished=bool(cols["furnished"][i]),
+                swimming_pool=bool(cols["swimming_pool"][i]),
+                new=bool(cols["new"][i]),
+                latitude=float(cols["latitude"][i]) if located else None,
+                longitude=float(cols["longitude"][i]) if located else None,
+            )
+        )
+    return out
+
+
 def frame_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """Validated listings (see :mod:`imovsp.data`) as feature columns."""
     return {
@@ -453,7 +480,7 @@ class FeatureBuilder:
         dist, near = _query_one(index.tree_, [x, y], min(max(NEIGHBOURS), n))
         point = [x, y, log_size * SIZE_WEIGHT_KM]
         sim_dist, sim = _query_one(index.similar_tree_, point, min(SIMILAR, n))
-        other = next((i for name, i in self.neighbours_.items() if name != prop.negotiation), None)
+        other = self._other_index(prop.negotiation)
         if other is None:
             other_median = np.nan
         else:
@@ -490,12 +517,16 @@ class FeatureBuilder:
             dtype=np.float64,
         )
 
+    def _other_index(self, negotiation: str) -> NeighbourIndex | None:
+        """The listings of the other negotiation type (None if the model has only one)."""
+        return next((i for n, i in self.neighbours_.items() if n != negotiation), None)
+
     def _other_market(self, negotiation: str, xy: np.ndarray) -> np.ndarray:
-        other = [index for n, index in self.neighbours_.items() if n != negotiation]
-        if not other:
+        other = self._other_index(negotiation)
+        if other is None:
             return np.full(len(xy), np.nan)
-        _, idx = _query(other[0].tree_, xy, min(OTHER, len(other[0].xy)))
-        return median_rows(other[0].log_price_m2[idx])
+        _, idx = _query(other.tree_, xy, min(OTHER, len(other.xy)))
+        return median_rows(other.log_price_m2[idx])
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """What the artifact keeps: JSON-able metadata and numeric arrays (no pickle)."""

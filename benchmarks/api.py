@@ -42,6 +42,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
 SEED_STACK = SHARED / "bench" / "seed_stack" / "run.sh"
@@ -182,24 +184,21 @@ def load(url: str, bodies: list[bytes], args: argparse.Namespace) -> dict[str, A
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return float(psutil.Process(pid).memory_info().rss / 2**20)
 
 
 def workers_of(pid: int) -> list[int]:
     """uvicorn's worker processes under the supervisor ``pid`` (spawned Python children)."""
     found = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-        if b"multiprocessing.spawn" in cmdline and b"resource_tracker" not in cmdline:
-            found.append(int(child))
+    for child in psutil.Process(pid).children():
+        cmdline = " ".join(child.cmdline())
+        if "multiprocessing.spawn" in cmdline and "resource_tracker" not in cmdline:
+            found.append(child.pid)
     return found
 
 

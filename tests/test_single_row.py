@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from imovsp import data
-from imovsp.features import column_properties, frame_columns, median_rows
+from imovsp.features import (
+    Property,
+    UnknownDistrictError,
+    column_properties,
+    frame_columns,
+    median_rows,
+)
 from imovsp.single_row import SingleRowPredictor
 from imovsp.synthetic import synthetic_listings
-from imovsp.valuer import Valuer
+from imovsp.valuer import ROWS_TOGETHER, Valuer
 
 
 @pytest.mark.parametrize("k", [1, 2, 5, 10, 19, 20])
@@ -76,3 +84,26 @@ def test_feature_row_equals_the_matrix_row_to_the_bit(valuer: Valuer) -> None:
         assert len(props) == len(batch)
         for i, prop in enumerate(props):
             np.testing.assert_array_equal(valuer.builder.row(prop), batch[i : i + 1])
+
+
+@pytest.mark.parametrize("n", [1, ROWS_TOGETHER - 1, ROWS_TOGETHER, 40])
+def test_value_many_equals_value_one_by_one_to_the_bit(valuer: Valuer, n: int) -> None:
+    raw = synthetic_listings(n, seed=30 + n).astype(str)
+    raw.loc[::3, "Condo"] = "0"  # unknown condo fees
+    frame = data.validate(raw, require_price=False).frame
+    cols = frame_columns(frame)
+    cols["district"] = np.array([valuer.builder.resolve_district(d) for d in cols["district"]])
+    props = column_properties(cols)
+    defaulted = [("rooms",) if i % 2 else () for i in range(len(props))]
+    together = valuer.value_many(props, defaulted=defaulted, level=0.9)
+    assert len(together) == len(props)
+    for prop, filled, valuation in zip(props, defaulted, together, strict=True):
+        alone = valuer.value(prop, defaulted=filled, level=0.9)
+        assert valuation == alone  # the property, price, range and all, in input order
+
+
+def test_value_many_refuses_the_whole_call_for_one_unknown_district(valuer: Valuer) -> None:
+    good = Property("sale", valuer.builder.districts_[0], 60.0, 2, 1, 0, 1)
+    with pytest.raises(UnknownDistrictError):
+        valuer.value_many([good, replace(good, district="Atlantis")])
+    assert valuer.value_many([]) == []

@@ -143,14 +143,7 @@ class Property:
 
     def columns(self) -> dict[str, np.ndarray]:
         """This property as feature columns of length one."""
-        out: dict[str, np.ndarray] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("negotiation", "district"):
-                out[f.name] = np.array([value], dtype=object)
-            else:
-                out[f.name] = np.array([np.nan if value is None else value], dtype=np.float64)
-        return out
+        return property_columns([self])
 
 
 def column_properties(cols: Mapping[str, np.ndarray]) -> list[Property]:
@@ -177,6 +170,19 @@ def column_properties(cols: Mapping[str, np.ndarray]) -> list[Property]:
                 longitude=float(cols["longitude"][i]) if located else None,
             )
         )
+    return out
+
+
+def property_columns(props: Sequence[Property]) -> dict[str, np.ndarray]:
+    """Properties as feature columns, one row each (an unknown condo fee or location is NaN):
+    the inverse of :func:`column_properties`."""
+    out: dict[str, np.ndarray] = {}
+    for f in fields(Property):
+        values = [getattr(p, f.name) for p in props]
+        if f.name in ("negotiation", "district"):
+            out[f.name] = np.array(values, dtype=object)
+        else:
+            out[f.name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     return out
 
 

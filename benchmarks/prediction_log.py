@@ -26,13 +26,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from imovsp import artifact, data
+from imovsp.api.coalesce import Options
 from imovsp.api.render import Valuing
 from imovsp.api.schemas import OptionsIn, PropertyIn
 from imovsp.monitoring import recorder as prediction_log
 from imovsp.monitoring.store import Store, valuations
 from imovsp.settings import Settings
 from imovsp.synthetic import synthetic_listings
-from imovsp.valuer import Valuer
+from imovsp.valuer import Valuation, Valuer
 
 
 def requests(n: int) -> list[PropertyIn]:
@@ -48,12 +49,19 @@ def requests(n: int) -> list[PropertyIn]:
     ]
 
 
-def value_all(served: Valuing, items: list[PropertyIn], kwargs: dict[str, Any], log: Any) -> float:
+def value_one(served: Valuing, item: PropertyIn, options: Options) -> Valuation:
+    """One item valued alone, as the route does when it is the only request of its turn."""
+    valuation = served.value_all([item], options)[0]
+    assert isinstance(valuation, Valuation), valuation
+    return valuation
+
+
+def value_all(served: Valuing, items: list[PropertyIn], options: Options, log: Any) -> float:
     """Value every item as the route does (and record it, if ``log``); valuations per second."""
     started = time.perf_counter()
     for i, item in enumerate(items):
         t = time.perf_counter()
-        valuation = served.value(item, kwargs)
+        valuation = value_one(served, item, options)
         if log is not None:
             log.record("api", f"b{i}", item, valuation, time.perf_counter() - t)
     return len(items) / (time.perf_counter() - started)
@@ -96,15 +104,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # 1. record() alone, into a recorder with no writer.
         idle = prediction_log.Recorder(None, settings.model_copy(update={"log_buffer_size": 10**7}))
-        kwargs, _ = served.arguments(OptionsIn())
-        one = served.value(items[0], kwargs)
+        options, _ = served.arguments(OptionsIn())
+        one = value_one(served, items[0], options)
         t = time.perf_counter()
         for i in range(100_000):
             idle.record("api", "r", items[0], one, 0.001, i)
         results["record_ns"] = round((time.perf_counter() - t) / 100_000 * 1e9)
         t = time.perf_counter()
         for item in items[:2000]:
-            served.value(item, kwargs)
+            value_one(served, item, options)
         results["valuation_us"] = round((time.perf_counter() - t) / 2000 * 1e6, 1)
 
         # 2. valuations per second, log off and on, alternating.
@@ -112,8 +120,8 @@ def main() -> None:
         log = prediction_log.create(settings.model_copy(update={"database_url": url}))
         off, on = [], []
         for _ in range(args.rounds):
-            off.append(value_all(served, items, kwargs, None))
-            on.append(value_all(served, items, kwargs, log))
+            off.append(value_all(served, items, options, None))
+            on.append(value_all(served, items, options, log))
         flushed = log.flush(60)
         log.close()
         written = count(url)

@@ -22,17 +22,17 @@ from typing import Any  # noqa: E402
 
 from imovsp.valuer import Valuation, Valuer  # noqa: E402
 
-_value = Valuer.value
+_value_many = Valuer.value_many
 _first: list[Valuation] = []
 
 
-def _reused(self: Valuer, *args: Any, **kwargs: Any) -> Valuation:
+def _reused(self: Valuer, props: Any, *args: Any, **kwargs: Any) -> list[Valuation]:
     if not _first:
-        _first.append(_value(self, *args, **kwargs))
-    return _first[0]
+        _first.extend(_value_many(self, props[:1], *args, **{**kwargs, "defaulted": None}))
+    return _first * len(props)
 
 
-Valuer.value = _reused  # type: ignore[method-assign]
+Valuer.value_many = _reused  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     from imovsp.api.server import main

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,21 +173,21 @@ def test_access_log_is_one_json_record_with_the_request_id(
 
 
 class _WithOptions(Valuer):
-    """A Valuer whose ``value`` takes the options, recording what it was given."""
+    """A Valuer that records the options it was asked to value with."""
 
     seen: list[dict[str, Any]] = []  # noqa: RUF012 - a test spy
 
-    def value(  # type: ignore[override]
+    def value_many(  # type: ignore[override]
         self,
-        prop: Property,
+        props: Sequence[Property],
         *,
-        defaulted: tuple[str, ...] = (),
+        defaulted: Sequence[tuple[str, ...]] | None = None,
         level: float = 0.8,
         explain: bool = False,
         comparables: int = 0,
-    ) -> Valuation:
+    ) -> list[Valuation]:
         self.seen.append({"level": level, "explain": explain, "comparables": comparables})
-        return super().value(prop, defaulted=defaulted)
+        return super().value_many(props, defaulted=defaulted)
 
 
 def _client_with(kind: type[Valuer], valuer: Valuer, settings: Settings) -> TestClient:

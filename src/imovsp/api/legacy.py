@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from imovsp.api import telemetry
-from imovsp.api.deps import request_id, valuing
+from imovsp.api.deps import NO_OPTIONS, request_id, valuing
 from imovsp.api.errors import PropertyError, error_response, field_errors
 from imovsp.api.routes import ERRORS, JSONBytes
 from imovsp.api.schemas import PropertyIn, SeedPrediction
@@ -157,7 +157,8 @@ async def seed_valuation(request: Request) -> Response:
         return error_response(request, 400, f"malformed JSON: {exc}")
     try:
         item = PropertyIn.model_validate(parse_seed_body(body))
-        valuation = valuing(request).value(item, {})
+        served = valuing(request)
+        valuation = await served.value(item, served.arguments(NO_OPTIONS)[0])
     except SeedBodyError as exc:
         return error_response(request, 422, str(exc))
     except ValidationError as exc:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from imovsp.api.coalesce import Coalescer, Options
 from imovsp.api.schemas import DEFAULT_LEVEL, OptionsIn, PropertyIn
+from imovsp.features import Property
 from imovsp.valuer import Valuation, Valuer
 
 
@@ -18,19 +20,47 @@ class Valuing:
 
     def __init__(self, valuer: Valuer) -> None:
         self.valuer = valuer
+        self.coalescer = Coalescer(valuer)
 
-    def arguments(self, options: OptionsIn) -> tuple[dict[str, Any], list[str]]:
-        """Keyword arguments for ``Valuer.value``, and notes for the response (none today:
-        every option is honoured)."""
+    def arguments(self, options: OptionsIn) -> tuple[Options, list[str]]:
+        """The valuation options, and notes for the response (none today: every option is
+        honoured)."""
         level = DEFAULT_LEVEL if options.level is None else options.level
-        kwargs = {"level": level, "explain": options.explain, "comparables": options.comparables}
-        return kwargs, []
+        return Options(level, options.explain, options.comparables), []
 
-    def value(self, item: PropertyIn, kwargs: dict[str, Any]) -> Valuation:
-        """Value one property; raises ``ValueError`` (``UnknownDistrictError`` included) for a
-        property the model cannot value."""
+    def prepare(self, item: PropertyIn) -> tuple[Property, tuple[str, ...]]:
+        """``item`` as a property the model can value (typical values filled in, the district
+        spelled as the model knows it) and the fields that were filled; ``ValueError``
+        (``UnknownDistrictError`` included) for a property the model cannot value."""
         prop, defaulted = self.valuer.builder.complete(**item.__dict__)
-        return self.valuer.value(prop, defaulted=tuple(defaulted), **kwargs)
+        return self.valuer.resolve(prop), tuple(defaulted)
+
+    async def value(self, item: PropertyIn, options: Options) -> Valuation:
+        """Value one property, together with the others asked for at the same moment (see
+        :mod:`imovsp.api.coalesce`); ``ValueError`` as :meth:`prepare`."""
+        prop, defaulted = self.prepare(item)
+        return await self.coalescer.value(prop, defaulted, options)
+
+    def value_all(self, items: list[PropertyIn], options: Options) -> list[Valuation | ValueError]:
+        """Value ``items`` together; in place of an item the model cannot value, the error
+        that says why."""
+        errors: dict[int, ValueError] = {}
+        ready: list[tuple[Property, tuple[str, ...]]] = []
+        for i, item in enumerate(items):
+            try:
+                ready.append(self.prepare(item))
+            except ValueError as exc:
+                errors[i] = exc
+        valued = iter(
+            self.valuer.value_many(
+                [prop for prop, _ in ready],
+                defaulted=[filled for _, filled in ready],
+                level=options.level,
+                explain=options.explain,
+                comparables=options.comparables,
+            )
+        )
+        return [errors[i] if i in errors else next(valued) for i in range(len(items))]
 
 
 def _price(value: float | None, negotiation: str) -> float | None:

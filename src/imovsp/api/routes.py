@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from imovsp import data
 from imovsp.api import errors, telemetry
+from imovsp.api.coalesce import Options
 from imovsp.api.deps import SettingsDep, ValuerDep, read_json, read_options, request_id, valuing
 from imovsp.api.errors import PropertyError
 from imovsp.api.render import Valuing, valuation_dict
@@ -29,7 +30,7 @@ from imovsp.api.schemas import (
 )
 from imovsp.features import FLAGS, SIZE_BINS, TYPICAL
 from imovsp.monitoring.recorder import Recorder
-from imovsp.valuer import Valuer
+from imovsp.valuer import Valuation, Valuer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
@@ -88,10 +89,11 @@ async def create_valuation(request: Request) -> Response:
     started = time.perf_counter()
     item = await read_json(request, PropertyIn)
     served = valuing(request)
-    kwargs, notes = served.arguments(read_options(request))
-    # Computed on the event loop: a valuation takes less time than a hop to a thread would.
+    options, notes = served.arguments(read_options(request))
+    # Computed on the event loop, with the other requests of this turn of the loop: a valuation
+    # takes less time than a hop to a thread would.
     try:
-        valuation = served.value(item, kwargs)
+        valuation = await served.value(item, options)
     except ValueError as exc:
         raise PropertyError.from_value_error(exc) from None
     telemetry.record_valuations({valuation.property.negotiation: 1})
@@ -113,31 +115,32 @@ async def valuations_asgi(scope: Scope, receive: Receive, send: Send) -> None:
 def _value_batch(
     valuing: Valuing,
     items: list[PropertyIn],
-    kwargs: dict[str, Any],
+    options: Options,
     *,
     rid: str,
     notes: list[str],
     recorder: Recorder,
 ) -> dict[str, Any]:
+    started = time.perf_counter()
+    found = valuing.value_all(items, options)
+    valued = [v for v in found if isinstance(v, Valuation)]
+    # The items are valued together: each is logged with its share of the time.
+    seconds = (time.perf_counter() - started) / max(1, len(valued))
     results: list[dict[str, Any]] = []
     counts = dict.fromkeys(data.NEGOTIATIONS, 0)
-    for index, item in enumerate(items):
-        started = time.perf_counter()
-        try:
-            valuation = valuing.value(item, kwargs)
-        except ValueError as exc:
-            results.append({"index": index, "valuation": None, "error": str(exc)})
+    for index, (item, valuation) in enumerate(zip(items, found, strict=True)):
+        if isinstance(valuation, ValueError):
+            results.append({"index": index, "valuation": None, "error": str(valuation)})
             continue
-        recorder.record("batch", rid, item, valuation, time.perf_counter() - started, index)
+        recorder.record("batch", rid, item, valuation, seconds, index)
         counts[valuation.property.negotiation] += 1
         rendered = valuation_dict(valuation, request_id=rid, notes=notes)
         results.append({"index": index, "valuation": rendered, "error": None})
     telemetry.record_valuations(counts)
-    valued = sum(counts.values())
     return {
         "count": len(items),
-        "valued": valued,
-        "errors": len(items) - valued,
+        "valued": len(valued),
+        "errors": len(items) - len(valued),
         "items": results,
         "model_version": valuing.valuer.version,
         "request_id": rid,
@@ -160,13 +163,13 @@ async def create_batch(request: Request, settings: SettingsDep) -> Response:
     if n > limit:
         raise HTTPException(422, f"items holds {n:,} properties; the limit is {limit:,}")
     served = valuing(request)
-    kwargs, notes = served.arguments(read_options(request))
+    options, notes = served.arguments(read_options(request))
     # A large batch takes a while: off the event loop, so other requests keep flowing.
     body = await run_in_threadpool(
         _value_batch,
         served,
         batch.items,
-        kwargs,
+        options,
         rid=request_id(request),
         notes=notes,
         recorder=request.app.state.recorder,

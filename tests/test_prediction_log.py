@@ -202,6 +202,21 @@ def test_a_full_buffer_drops_new_records_and_counts_them(models_dir: Path, value
     assert metric("imovsp_prediction_log_dropped_total", reason="overflow") == before + 30
 
 
+def test_batches_wait_for_room_in_the_log_instead_of_dropping(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'room.db'}"
+    # The writer wakes every minute on its own: only a batch's wait can make it write sooner.
+    settings = settings_for(models_dir, url, log_buffer_size=100, log_flush_seconds=60)
+    dropped = metric("imovsp_prediction_log_dropped_total", reason="overflow")
+    with TestClient(create_app(settings)) as client:
+        for _ in range(4):
+            response = client.post("/v1/valuations/batch", json={"items": [RENT] * 60})
+            assert response.json()["valued"] == 60
+    assert metric("imovsp_prediction_log_dropped_total", reason="overflow") == dropped
+    assert len(rows(url)) == 240
+
+
 def test_the_log_can_be_turned_off(models_dir: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'off.db'}"
     with TestClient(create_app(settings_for(models_dir, url, prediction_log=False))) as client:

@@ -43,6 +43,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 router = APIRouter(prefix="/v1", tags=["valuations"])
+# The longest a batch waits for room in the prediction log's buffer; then, as for single
+# valuations, what does not fit is dropped and counted.
+LOG_ROOM_WAIT_SECONDS = 5.0
 
 
 class JSONBytes(Response):
@@ -126,6 +129,9 @@ def _value_batch(
     valued = [v for v in found if isinstance(v, Valuation)]
     # The items are valued together: each is logged with its share of the time.
     seconds = (time.perf_counter() - started) / max(1, len(valued))
+    # Off the event loop, a batch can wait for the log's writer instead of losing records
+    # when batches arrive faster than the database takes them.
+    recorder.make_room(len(valued), LOG_ROOM_WAIT_SECONDS)
     results: list[dict[str, Any]] = []
     counts = dict.fromkeys(data.NEGOTIATIONS, 0)
     for index, (item, valuation) in enumerate(zip(items, found, strict=True)):

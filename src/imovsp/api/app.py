@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
@@ -95,6 +96,10 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
         app.state.valuing = Valuing(loaded)
         telemetry.set_model_info(loaded.version)
         app.state.recorder = prediction_log.create(settings)
+        # One batch valued at a time per worker; the others wait their turn holding only their
+        # request. Running more at once gains nothing (one core, one GIL per worker) and each
+        # holds ~7 MB of items, valuations and rendered answers while it runs.
+        app.state.batch_limiter = anyio.CapacityLimiter(1)
         # The libraries and the model are here for good: leave them out of every garbage
         # collection from now on, or full collections walk them and stall requests.
         gc.collect()

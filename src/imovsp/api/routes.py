@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -171,7 +172,7 @@ async def create_batch(request: Request, settings: SettingsDep) -> Response:
     served = valuing(request)
     options, notes = served.arguments(read_options(request))
     # A large batch takes a while: off the event loop, so other requests keep flowing.
-    body = await run_in_threadpool(
+    value = functools.partial(
         _value_batch,
         served,
         batch.items,
@@ -180,6 +181,7 @@ async def create_batch(request: Request, settings: SettingsDep) -> Response:
         notes=notes,
         recorder=request.app.state.recorder,
     )
+    body = await anyio.to_thread.run_sync(value, limiter=request.app.state.batch_limiter)
     return JSONBytes(body)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -67,8 +68,8 @@ def test_asks_with_other_options_are_valued_apart(valuer: Valuer, sizes: list[in
         assert valuation == valuer.value(prop, level=option.level, comparables=option.comparables)
 
 
-def test_a_failing_batch_is_valued_ask_by_ask(
-    monkeypatch: pytest.MonkeyPatch, valuer: Valuer
+def test_a_failing_batch_is_logged_and_valued_ask_by_ask(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, valuer: Valuer
 ) -> None:
     real = valuer.value_many
     broken = flat(valuer, 3)
@@ -86,12 +87,35 @@ def test_a_failing_batch_is_valued_ask_by_ask(
         asks = (coalescer.value(p, (), DEFAULT) for p in props)
         return list(await asyncio.gather(*asks, return_exceptions=True))
 
-    found = asyncio.run(ask_all())
+    with caplog.at_level(logging.ERROR, logger="imovsp.api.coalesce"):
+        found = asyncio.run(ask_all())
+    assert [r.msg for r in caplog.records] == [{"event": "valuations_together_failed", "asks": 6}]
     for prop, answer in zip(props, found, strict=True):
         if prop == broken:
             assert isinstance(answer, RuntimeError)
         else:
             assert answer == valuer.value(prop)
+
+
+def test_every_ask_is_answered_even_when_a_batch_comes_back_short(
+    monkeypatch: pytest.MonkeyPatch, valuer: Valuer
+) -> None:
+    real = valuer.value_many
+
+    def one_short(props: Sequence[Property], **kwargs: Any) -> list[Valuation]:
+        return real(props, **kwargs)[:-1]
+
+    monkeypatch.setattr(valuer, "value_many", one_short)
+    props = [flat(valuer, i) for i in range(3)]
+
+    async def ask_all() -> list[Valuation | BaseException]:
+        coalescer = Coalescer(valuer)
+        asks = (coalescer.value(p, (), DEFAULT) for p in props)
+        return list(await asyncio.wait_for(asyncio.gather(*asks, return_exceptions=True), 10))
+
+    found = asyncio.run(ask_all())
+    assert all(isinstance(f, Valuation) for f in found[:2])
+    assert isinstance(found[2], IndexError)  # an error, not a request left hanging
 
 
 def test_an_ask_whose_client_went_away_is_not_valued(valuer: Valuer, sizes: list[int]) -> None:

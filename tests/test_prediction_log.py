@@ -8,6 +8,7 @@ import json
 import math
 import os
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -215,6 +216,27 @@ def test_batches_wait_for_room_in_the_log_instead_of_dropping(
             assert response.json()["valued"] == 60
     assert metric("imovsp_prediction_log_dropped_total", reason="overflow") == dropped
     assert len(rows(url)) == 240
+
+
+def test_batches_do_not_wait_for_a_failing_database(
+    models_dir: Path, tmp_path: Path, valuer: Valuer
+) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'log.db'}"  # cannot be created
+    settings = settings_for(models_dir, url, log_buffer_size=100, log_shutdown_seconds=0)
+    log = prediction_log.Recorder(Store(url), settings).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not log._failures and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log._failures, "the writer should have failed to reach the database"
+        valued = valuer.value(Property("rent", "Pinheiros", 70.0, 2, 1, 1, 1))
+        for i in range(100):
+            log.record("batch", f"r{i}", {}, valued, 0.001, i)
+        started = time.monotonic()
+        log.make_room(60, timeout=5)
+        assert time.monotonic() - started < 2  # a working writer would have been waited for
+    finally:
+        log.close()
 
 
 def test_the_log_can_be_turned_off(models_dir: Path, tmp_path: Path) -> None:

@@ -86,20 +86,33 @@ def test_feature_row_equals_the_matrix_row_to_the_bit(valuer: Valuer) -> None:
             np.testing.assert_array_equal(valuer.builder.row(prop), batch[i : i + 1])
 
 
-@pytest.mark.parametrize("n", [1, ROWS_TOGETHER - 1, ROWS_TOGETHER, 40])
-def test_value_many_equals_value_one_by_one_to_the_bit(valuer: Valuer, n: int) -> None:
-    raw = synthetic_listings(n, seed=30 + n).astype(str)
+@pytest.mark.parametrize(
+    ("negotiations", "n", "explain", "comparables"),
+    [
+        (("sale",), ROWS_TOGETHER - 1, False, 0),  # row by row
+        (("sale",), ROWS_TOGETHER, False, 0),  # one matrix
+        (("rent",), ROWS_TOGETHER + 3, True, 3),  # one matrix, with reasons and comparables
+        (("sale", "rent"), 40, False, 0),  # both, interleaved
+    ],
+)
+def test_value_many_equals_value_one_by_one_to_the_bit(
+    valuer: Valuer, negotiations: tuple[str, ...], n: int, explain: bool, comparables: int
+) -> None:
+    raw = synthetic_listings(200, seed=30 + n).astype(str)
     raw.loc[::3, "Condo"] = "0"  # unknown condo fees
     frame = data.validate(raw, require_price=False).frame
+    frame = frame[frame[data.NEGOTIATION].isin(negotiations)].head(n)
     cols = frame_columns(frame)
     cols["district"] = np.array([valuer.builder.resolve_district(d) for d in cols["district"]])
     props = column_properties(cols)
-    defaulted = [("rooms",) if i % 2 else () for i in range(len(props))]
-    together = valuer.value_many(props, defaulted=defaulted, level=0.9)
-    assert len(together) == len(props)
+    assert len(props) == n
+    options = {"level": 0.9, "explain": explain, "comparables": comparables}
+    defaulted = [("rooms",) if i % 2 else () for i in range(n)]
+    together = valuer.value_many(props, defaulted=defaulted, **options)
+    assert len(together) == n
     for prop, filled, valuation in zip(props, defaulted, together, strict=True):
-        alone = valuer.value(prop, defaulted=filled, level=0.9)
-        assert valuation == alone  # the property, price, range and all, in input order
+        # The property, price, range, reasons and comparables, in input order.
+        assert valuation == valuer.value(prop, defaulted=filled, **options)
 
 
 def test_value_many_refuses_the_whole_call_for_one_unknown_district(valuer: Valuer) -> None:

@@ -360,7 +360,10 @@ class Valuer:
                     reasons=reasons,
                     comparables=self._comparables(prop, row, comparables) if comparables else None,
                 )
-        return [v for v in out if v is not None]
+        valued = [v for v in out if v is not None]
+        if len(valued) != len(out):  # resolve() lets through only the model's negotiations
+            raise RuntimeError("value_many left properties without a valuation")
+        return valued
 
     def _estimate(
         self, props: list[Property], negotiation: str
@@ -373,16 +376,18 @@ class Valuer:
         runs all its rows in one call. The two give the same numbers to the bit (tested): the
         choice is only about speed.
         """
-        members, spread = self._row_models(negotiation)
         if len(props) < ROWS_TOGETHER:
+            members, spread = self._row_models(negotiation)
             x = np.concatenate([self._matrix(p) for p in props])
             outputs = [[p.predict(row) for row in x] for p in members]
             spreads = [spread.predict(row) for row in x]
         else:
             x = self.builder.matrix(property_columns(props), negotiation=negotiation)
             # One thread, as the single-row call: a server's workers already share the cores.
-            outputs = [_one_thread(m, x) for m in self.boosters[negotiation].members]
-            spreads = _one_thread(self.calibrations[negotiation].spread, x)
+            # (LightGBM applies num_threads beyond the call, see SingleRowPredictor; as for
+            # _reasons, the callers are servers, whose every call wants one thread.)
+            outputs = [_on_one_thread(m, x) for m in self.boosters[negotiation].members]
+            spreads = _on_one_thread(self.calibrations[negotiation].spread, x)
         # Summed in the order of the single-row path, so that both give the same bits.
         log_medians = [sum(o[j] for o in outputs) / len(outputs) for j in range(len(props))]
         return x, log_medians, spreads
@@ -453,7 +458,7 @@ class Valuer:
         )
 
 
-def _one_thread(booster: lgb.Booster, x: np.ndarray) -> list[float]:
+def _on_one_thread(booster: lgb.Booster, x: np.ndarray) -> list[float]:
     out: list[float] = np.asarray(booster.predict(x, num_threads=1), dtype=np.float64).tolist()
     return out
 

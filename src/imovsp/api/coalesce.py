@@ -17,10 +17,13 @@ timeout, a worker thread) would only add latency and a thread hop to.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from imovsp.features import Property
 from imovsp.valuer import Valuation, Valuer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,25 +67,39 @@ class Coalescer:
             live = [a for a in asks if not a.future.cancelled()]  # clients that went away
             if not live:
                 continue
+            found: list[Valuation] | None
             try:
-                found = self._value(live, options)
+                found = value_together(
+                    self.valuer, [a.prop for a in live], [a.defaulted for a in live], options
+                )
             except Exception:
-                # A bug, not the asker's input (each property was resolved before it was
-                # queued): value each alone, so that one cannot fail the others.
-                for ask in live:
-                    try:
-                        ask.future.set_result(self._value([ask], options)[0])
-                    except Exception as exc:
-                        ask.future.set_exception(exc)
-                continue
-            for ask, valuation in zip(live, found, strict=True):
-                ask.future.set_result(valuation)
+                # A bug, not the askers' input (each property was resolved before it was
+                # queued): said in the log, then each is valued alone so that one cannot fail
+                # the others.
+                log.exception({"event": "valuations_together_failed", "asks": len(live)})
+                found = None
+            for i, ask in enumerate(live):  # every future gets an answer, whatever happens
+                try:
+                    if found is None:
+                        only = value_together(self.valuer, [ask.prop], [ask.defaulted], options)
+                        ask.future.set_result(only[0])
+                    else:
+                        ask.future.set_result(found[i])
+                except Exception as exc:
+                    ask.future.set_exception(exc)
 
-    def _value(self, asks: list[_Ask], options: Options) -> list[Valuation]:
-        return self.valuer.value_many(
-            [a.prop for a in asks],
-            defaulted=[a.defaulted for a in asks],
-            level=options.level,
-            explain=options.explain,
-            comparables=options.comparables,
-        )
+
+def value_together(
+    valuer: Valuer,
+    props: list[Property],
+    defaulted: list[tuple[str, ...]],
+    options: Options,
+) -> list[Valuation]:
+    """:meth:`Valuer.value_many` with the options of a request."""
+    return valuer.value_many(
+        props,
+        defaulted=defaulted,
+        level=options.level,
+        explain=options.explain,
+        comparables=options.comparables,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from imovsp.api.coalesce import Coalescer, Options
+from imovsp.api.coalesce import Coalescer, Options, value_together
 from imovsp.api.schemas import DEFAULT_LEVEL, OptionsIn, PropertyIn
 from imovsp.features import Property
 from imovsp.valuer import Valuation, Valuer
@@ -52,12 +52,11 @@ class Valuing:
             except ValueError as exc:
                 errors[i] = exc
         valued = iter(
-            self.valuer.value_many(
+            value_together(
+                self.valuer,
                 [prop for prop, _ in ready],
-                defaulted=[filled for _, filled in ready],
-                level=options.level,
-                explain=options.explain,
-                comparables=options.comparables,
+                [filled for _, filled in ready],
+                options,
             )
         )
         return [errors[i] if i in errors else next(valued) for i in range(len(items))]

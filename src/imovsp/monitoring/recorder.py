@@ -9,9 +9,9 @@ When the database fails, the writer keeps the rows and tries again after growing
 flush interval, doubled each time, at most :data:`MAX_PAUSE`); rows that have been through
 ``log_retries`` failed attempts are dropped and counted in
 ``imovsp_prediction_log_dropped_total{reason="database"}``. When the buffer is full, new records
-are dropped at once and counted under ``reason="overflow"``; a batch of valuations first waits a
-little for the writer to make room (:meth:`Recorder.make_room`). Valuations are answered
-throughout.
+are dropped at once and counted under ``reason="overflow"``; a batch of valuations first waits up
+to a few seconds for a busy (not failing) writer to make room (:meth:`Recorder.make_room`).
+Valuations are answered throughout.
 At shutdown (:meth:`Recorder.close`, from the app's lifespan after SIGTERM) the writer writes
 everything still buffered, retrying for up to ``log_shutdown_seconds``.
 """
@@ -256,10 +256,14 @@ class Recorder:
     # -- control ----------------------------------------------------------------------------
 
     def make_room(self, n: int, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the writer if ``n`` more records would overflow
-        the buffer: for callers off the event loop (the batch endpoint's thread), which can
-        wait for the database rather than have their records dropped."""
-        if len(self.buffer) + self.pending_rows + n > self.capacity:
+        """If ``n`` more records would overflow the buffer, wait up to ``timeout`` seconds for
+        a working writer to catch up: for callers off the event loop (the batch endpoint's
+        thread), which can wait for a busy database rather than have their records dropped.
+        While the database is failing nobody waits: the records that do not fit are dropped
+        and counted at once, as for every other valuation."""
+        if self._failures or self._thread is None:
+            return
+        if len(self.buffer) + self.pending_rows + min(n, self.capacity) > self.capacity:
             self.flush(timeout)
 
     def flush(self, timeout: float) -> bool:

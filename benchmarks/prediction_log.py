@@ -26,8 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from imovsp import artifact, data
-from imovsp.api.coalesce import Options
-from imovsp.api.render import Valuing
+from imovsp.api.render import Options, Valuing
 from imovsp.api.schemas import OptionsIn, PropertyIn
 from imovsp.monitoring import recorder as prediction_log
 from imovsp.monitoring.store import Store, valuations
@@ -50,10 +49,8 @@ def requests(n: int) -> list[PropertyIn]:
 
 
 def value_one(served: Valuing, item: PropertyIn, options: Options) -> Valuation:
-    """One item valued alone, as the route does when it is the only request of its turn."""
-    valuation = served.value_all([item], options)[0]
-    assert isinstance(valuation, Valuation), valuation
-    return valuation
+    """One item valued as the route does."""
+    return served.value(item, options)
 
 
 def value_all(served: Valuing, items: list[PropertyIn], options: Options, log: Any) -> float:

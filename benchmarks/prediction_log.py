@@ -32,7 +32,7 @@ from imovsp.monitoring import recorder as prediction_log
 from imovsp.monitoring.store import Store, valuations
 from imovsp.settings import Settings
 from imovsp.synthetic import synthetic_listings
-from imovsp.valuer import Valuation, Valuer
+from imovsp.valuer import Valuer
 
 
 def requests(n: int) -> list[PropertyIn]:
@@ -48,17 +48,12 @@ def requests(n: int) -> list[PropertyIn]:
     ]
 
 
-def value_one(served: Valuing, item: PropertyIn, options: Options) -> Valuation:
-    """One item valued as the route does."""
-    return served.value(item, options)
-
-
 def value_all(served: Valuing, items: list[PropertyIn], options: Options, log: Any) -> float:
     """Value every item as the route does (and record it, if ``log``); valuations per second."""
     started = time.perf_counter()
     for i, item in enumerate(items):
         t = time.perf_counter()
-        valuation = value_one(served, item, options)
+        valuation = served.value(item, options)
         if log is not None:
             log.record("api", f"b{i}", item, valuation, time.perf_counter() - t)
     return len(items) / (time.perf_counter() - started)
@@ -102,14 +97,14 @@ def main() -> None:
         # 1. record() alone, into a recorder with no writer.
         idle = prediction_log.Recorder(None, settings.model_copy(update={"log_buffer_size": 10**7}))
         options, _ = served.arguments(OptionsIn())
-        one = value_one(served, items[0], options)
+        one = served.value(items[0], options)
         t = time.perf_counter()
         for i in range(100_000):
             idle.record("api", "r", items[0], one, 0.001, i)
         results["record_ns"] = round((time.perf_counter() - t) / 100_000 * 1e9)
         t = time.perf_counter()
         for item in items[:2000]:
-            value_one(served, item, options)
+            served.value(item, options)
         results["valuation_us"] = round((time.perf_counter() - t) / 2000 * 1e6, 1)
 
         # 2. valuations per second, log off and on, alternating.

@@ -26,7 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from imovsp import artifact, data
-from imovsp.api.render import Options, Valuing
+from imovsp.api.coalesce import Options
+from imovsp.api.render import Valuing
 from imovsp.api.schemas import OptionsIn, PropertyIn
 from imovsp.monitoring import recorder as prediction_log
 from imovsp.monitoring.store import Store, valuations

@@ -158,7 +158,7 @@ async def seed_valuation(request: Request) -> Response:
     try:
         item = PropertyIn.model_validate(parse_seed_body(body))
         served = valuing(request)
-        valuation = served.value(item, served.arguments(NO_OPTIONS)[0])
+        valuation = await served.ask(item, served.arguments(NO_OPTIONS)[0])
     except SeedBodyError as exc:
         return error_response(request, 422, str(exc))
     except ValidationError as exc:

@@ -6,37 +6,13 @@ than building response models, and the tests check every shape against the schem
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
+from imovsp.api.coalesce import Coalescer, Options, value_together
 from imovsp.api.schemas import DEFAULT_LEVEL, OptionsIn, PropertyIn
 from imovsp.features import Property
 from imovsp.valuer import Valuation, Valuer
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """How a valuation was asked for (see :meth:`Valuer.value`)."""
-
-    level: float
-    explain: bool = False
-    comparables: int = 0
-
-
-def value_together(
-    valuer: Valuer,
-    props: list[Property],
-    defaulted: list[tuple[str, ...]],
-    options: Options,
-) -> list[Valuation]:
-    """:meth:`Valuer.value_many` with the options of a request."""
-    return valuer.value_many(
-        props,
-        defaulted=defaulted,
-        level=options.level,
-        explain=options.explain,
-        comparables=options.comparables,
-    )
 
 
 class Valuing:
@@ -44,6 +20,7 @@ class Valuing:
 
     def __init__(self, valuer: Valuer) -> None:
         self.valuer = valuer
+        self.coalescer = Coalescer(valuer)
 
     def arguments(self, options: OptionsIn) -> tuple[Options, list[str]]:
         """The valuation options, and notes for the response (none today: every option is
@@ -59,9 +36,15 @@ class Valuing:
         return self.valuer.resolve(prop), tuple(defaulted)
 
     def value(self, item: PropertyIn, options: Options) -> Valuation:
-        """Value one property; ``ValueError`` as :meth:`prepare`."""
+        """Value one property now; ``ValueError`` as :meth:`prepare`."""
         prop, defaulted = self.prepare(item)
         return value_together(self.valuer, [prop], [defaulted], options)[0]
+
+    async def ask(self, item: PropertyIn, options: Options) -> Valuation:
+        """Value one property on the event loop, together with the others asked for in the
+        same turn of it (see :mod:`imovsp.api.coalesce`); ``ValueError`` as :meth:`prepare`."""
+        prop, defaulted = self.prepare(item)
+        return await self.coalescer.value(prop, defaulted, options)
 
     def value_all(self, items: list[PropertyIn], options: Options) -> list[Valuation | ValueError]:
         """Value ``items`` together; in place of an item the model cannot value, the error

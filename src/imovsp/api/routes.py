@@ -15,9 +15,10 @@ from starlette.types import Receive, Scope, Send
 
 from imovsp import data
 from imovsp.api import errors, telemetry
+from imovsp.api.coalesce import Options
 from imovsp.api.deps import SettingsDep, ValuerDep, read_json, read_options, request_id, valuing
 from imovsp.api.errors import PropertyError
-from imovsp.api.render import Options, Valuing, valuation_dict
+from imovsp.api.render import Valuing, valuation_dict
 from imovsp.api.schemas import (
     BatchIn,
     BatchOut,
@@ -93,9 +94,10 @@ async def create_valuation(request: Request) -> Response:
     item = await read_json(request, PropertyIn)
     served = valuing(request)
     options, notes = served.arguments(read_options(request))
-    # Computed on the event loop: a valuation takes less time than a hop to a thread would.
+    # Computed on the event loop, with the other requests of this turn of the loop: a valuation
+    # takes less time than a hop to a thread would.
     try:
-        valuation = served.value(item, options)
+        valuation = await served.ask(item, options)
     except ValueError as exc:
         raise PropertyError.from_value_error(exc) from None
     telemetry.record_valuations({valuation.property.negotiation: 1})

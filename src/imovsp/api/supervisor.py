@@ -132,6 +132,11 @@ class Balanced(Multiprocess):
     def _start(self, index: int) -> Process:
         process = Process(self.config, self._slot(index))
         process.start()
+        # The worker has its own copy of its end of the health-check pipe. Kept open here, it
+        # would hide the worker's death from a ping waiting for an answer, which then waits out
+        # the whole health-check timeout (60 s by default) while the dead worker's socket
+        # queues new connections; closed, the death ends the wait at once.
+        process.child_conn.close()
         return process
 
     # uvicorn's own methods, each worker started with its slot's socket.

@@ -1,0 +1,50 @@
+"""The supervisor's view of its workers (the whole server under load is in test_rollout_serve)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from uvicorn.config import Config
+
+from imovsp.api.supervisor import Balanced
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A worker's app: the supervisor only needs it to start."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def test_a_worker_killed_while_it_is_health_checked_is_found_dead_at_once() -> None:
+    """The supervisor pings each worker in turn. A worker that dies while a ping waits for its
+    answer must end the wait: until the supervisor sees the death, the dead worker's socket
+    queues new connections that nobody will answer (this waited out the whole health-check
+    timeout, 60 s by default, when a worker was killed under load)."""
+    supervisor = Balanced(
+        Config(f"{__name__}:app", host="127.0.0.1", port=0, workers=1, log_level="warning")
+    )
+    worker = supervisor._start(0)
+    try:
+        assert worker.wait_until_ready(60), "the worker did not start"
+        os.kill(worker.pid, signal.SIGSTOP)  # it cannot answer: the ping waits
+        answers: list[bool] = []
+        checking = threading.Thread(target=lambda: answers.append(worker.is_alive(timeout=30)))
+        started = time.monotonic()
+        checking.start()
+        time.sleep(0.5)
+        os.kill(worker.pid, signal.SIGKILL)
+        checking.join(40)
+        waited = time.monotonic() - started
+    finally:
+        worker.kill()
+        worker.join()
+        for sock in supervisor.slots:
+            sock.close()
+    assert answers == [False]
+    assert waited < 5, f"the supervisor took {waited:.1f} s to see that the worker died"

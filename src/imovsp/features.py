@@ -402,8 +402,10 @@ class FeatureBuilder:
 
         Returns the property and the names of the fields that were defaulted.
         """
-        typical = self.typical(float(given["size_m2"]))
         defaulted = [name for name in TYPICAL if given.get(name) is None]
+        if not defaulted:  # most requests give every field
+            return Property(**given), defaulted
+        typical = self.typical(float(given["size_m2"]))
         values = {**given, **{name: typical[name] for name in defaulted}}
         return Property(**values), defaulted
 

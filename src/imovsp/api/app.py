@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
+from starlette.types import Receive, Scope, Send
 
 from imovsp import artifact
 from imovsp.api import admin, errors, feedback, legacy, ops, routes, telemetry
@@ -81,6 +82,27 @@ def _version() -> str:
         return "0+source"
 
 
+class Service(FastAPI):
+    """FastAPI with :class:`telemetry.Observe` in front of everything, FastAPI's own
+    middleware included: request ids, limits, metrics and the access log for every request,
+    and the valuation route answered from there (see ``Observe.hot``). Its own work is smaller
+    than that of the middleware layers it skips, which took ~3% of a loaded worker's time.
+    """
+
+    observe: telemetry.Observe | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.observe is None or scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self  # as Starlette sets it: routes reach app.state through it
+        await self.observe(scope, receive, send)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every route through FastAPI's middleware and routing."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None) -> FastAPI:
     """The HTTP service. ``valuer`` serves an already loaded model (else it is loaded at start).
 
@@ -118,7 +140,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
         await asyncio.to_thread(app.state.recorder.close)
         telemetry.log_event("stopped", pid=os.getpid())
 
-    app = FastAPI(
+    app = Service(
         title="imovsp",
         version=_version(),
         description=DESCRIPTION,
@@ -135,8 +157,8 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     app.include_router(ops.router)
     install_web(app)
     app.include_router(admin.router)
-    app.add_middleware(
-        telemetry.Observe,
+    app.observe = telemetry.Observe(
+        app.serve,
         max_body_bytes=settings.max_body_bytes,
         hot={("POST", "/v1/valuations"): routes.valuations_asgi},
         limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,

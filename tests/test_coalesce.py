@@ -116,6 +116,49 @@ def test_every_ask_is_answered_even_when_a_batch_comes_back_short(
     assert isinstance(found[2], IndexError)  # an error, not a request left hanging
 
 
+def test_a_loop_that_ended_before_its_turn_came_does_not_hold_up_another(valuer: Valuer) -> None:
+    """A loop that stops with its flush still scheduled (a test client, a tool) takes its asks
+    with it; asks on another loop are still valued on that loop's next turn."""
+    coalescer = Coalescer(valuer)
+    first = asyncio.new_event_loop()
+
+    async def ask_and_stop() -> None:
+        coalescer.value(flat(valuer, 1), (), DEFAULT)
+        asyncio.get_running_loop().stop()  # before the turn that would value it
+
+    first.create_task(ask_and_stop())
+    first.run_forever()
+    first.close()
+
+    async def ask() -> Valuation:
+        return await asyncio.wait_for(coalescer.value(flat(valuer, 2), (), DEFAULT), 10)
+
+    assert asyncio.run(ask()) == valuer.value(flat(valuer, 2))
+
+
+def test_asks_are_answered_even_when_valuing_is_interrupted(
+    monkeypatch: pytest.MonkeyPatch, valuer: Valuer
+) -> None:
+    def interrupted(props: Sequence[Property], **kwargs: Any) -> list[Valuation]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(valuer, "value_many", interrupted)
+    coalescer = Coalescer(valuer)
+    asked: list[asyncio.Future[Valuation]] = []
+
+    async def ask() -> None:
+        asked.append(coalescer.value(flat(valuer, 1), (), DEFAULT))
+        await asyncio.sleep(0.1)
+
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(ask())
+    finally:
+        loop.close()
+    assert isinstance(asked[0].exception(), RuntimeError)
+
+
 def test_an_ask_whose_client_went_away_is_not_valued(valuer: Valuer, sizes: list[int]) -> None:
     async def ask_and_cancel() -> Valuation:
         coalescer = Coalescer(valuer)

@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from uvicorn.config import Config
 
 from imovsp.api.supervisor import Balanced
@@ -21,23 +22,31 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def test_a_worker_killed_while_it_is_health_checked_is_found_dead_at_once() -> None:
+def test_a_worker_killed_while_it_is_health_checked_is_found_dead_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The supervisor pings each worker in turn. A worker that dies while a ping waits for its
     answer must end the wait: until the supervisor sees the death, the dead worker's socket
     queues new connections that nobody will answer (this waited out the whole health-check
     timeout, 60 s by default, when a worker was killed under load)."""
-    supervisor = Balanced(
-        Config(f"{__name__}:app", host="127.0.0.1", port=0, workers=1, log_level="warning")
-    )
+    with monkeypatch.context() as patched:
+        # uvicorn's supervisor takes over the process's signals: not pytest's.
+        patched.setattr(signal, "signal", lambda *args: None)
+        supervisor = Balanced(
+            Config(f"{__name__}:app", host="127.0.0.1", port=0, workers=1, log_level="warning")
+        )
     worker = supervisor._start(0)
     try:
-        assert worker.wait_until_ready(60), "the worker did not start"
-        os.kill(worker.pid, signal.SIGSTOP)  # it cannot answer: the ping waits
+        # One ping, answered (by the worker's health-check thread): none is left unanswered
+        # in the pipe for the check below to read.
+        assert worker.ping(60), "the worker did not answer"
+        os.kill(worker.pid, signal.SIGSTOP)  # it cannot answer: the next ping waits
         answers: list[bool] = []
         checking = threading.Thread(target=lambda: answers.append(worker.is_alive(timeout=30)))
         started = time.monotonic()
         checking.start()
         time.sleep(0.5)
+        assert checking.is_alive(), "the check did not wait for the worker"
         os.kill(worker.pid, signal.SIGKILL)
         checking.join(40)
         waited = time.monotonic() - started

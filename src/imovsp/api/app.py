@@ -84,9 +84,11 @@ def _version() -> str:
 
 class Service(FastAPI):
     """FastAPI with :class:`telemetry.Observe` in front of everything, FastAPI's own
-    middleware included: request ids, limits, metrics and the access log for every request,
-    and the valuation route answered from there (see ``Observe.hot``). Its own work is smaller
-    than that of the middleware layers it skips, which took ~3% of a loaded worker's time.
+    middleware included: request ids, limits, metrics and the access log for every HTTP
+    request, and the valuation route answered from there (see ``Observe.hot``). Its own work
+    is smaller than that of the middleware layers it skips, which took ~3% of a loaded
+    worker's time. (Those layers answer other routes' unexpected errors with a JSON 500; the
+    valuation route answers its own, see ``routes.valuations_asgi``.)
     """
 
     observe: telemetry.Observe | None = None

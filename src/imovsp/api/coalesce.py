@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass, field
 
 from imovsp.features import Property
@@ -47,7 +48,13 @@ class Coalescer:
 
     def __init__(self, valuer: Valuer) -> None:
         self.valuer = valuer
-        self._waiting: dict[Options, list[_Ask]] = {}
+        # Per event loop (a server has one; tests and tools may run several, one after
+        # another or at once): the asks of its current turn, whose flush it has scheduled.
+        # A loop that ends with a flush still scheduled takes its asks with it, and cannot
+        # keep another loop's asks from being flushed.
+        self._waiting: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[Options, list[_Ask]]
+        ] = weakref.WeakKeyDictionary()
 
     def value(
         self, prop: Property, defaulted: tuple[str, ...], options: Options
@@ -56,37 +63,49 @@ class Coalescer:
         the event loop's next turn."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Valuation] = loop.create_future()
-        if not self._waiting:
-            loop.call_soon(self._flush)
-        self._waiting.setdefault(options, []).append(_Ask(prop, defaulted, future))
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            waiting = self._waiting[loop] = {}
+            loop.call_soon(self._flush, loop)
+        waiting.setdefault(options, []).append(_Ask(prop, defaulted, future))
         return future
 
-    def _flush(self) -> None:
-        waiting, self._waiting = self._waiting, {}
-        for options, asks in waiting.items():
-            live = [a for a in asks if not a.future.cancelled()]  # clients that went away
-            if not live:
-                continue
-            found: list[Valuation] | None
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiting = self._waiting.pop(loop, {})
+        asks = [a for group in waiting.values() for a in group]
+        try:
+            for options, group in waiting.items():
+                self._answer(group, options)
+        finally:
+            # Every future gets an answer, whatever happens (even a KeyboardInterrupt here).
+            for ask in asks:
+                if not ask.future.done():
+                    ask.future.set_exception(RuntimeError("the valuation was not computed"))
+
+    def _answer(self, asks: list[_Ask], options: Options) -> None:
+        live = [a for a in asks if not a.future.cancelled()]  # clients that went away
+        if not live:
+            return
+        found: list[Valuation] | None
+        try:
+            found = value_together(
+                self.valuer, [a.prop for a in live], [a.defaulted for a in live], options
+            )
+        except Exception:
+            # A bug, not the askers' input (each property was resolved before it was
+            # queued): said in the log, then each is valued alone so that one cannot fail
+            # the others.
+            log.exception({"event": "valuations_together_failed", "asks": len(live)})
+            found = None
+        for i, ask in enumerate(live):
             try:
-                found = value_together(
-                    self.valuer, [a.prop for a in live], [a.defaulted for a in live], options
-                )
-            except Exception:
-                # A bug, not the askers' input (each property was resolved before it was
-                # queued): said in the log, then each is valued alone so that one cannot fail
-                # the others.
-                log.exception({"event": "valuations_together_failed", "asks": len(live)})
-                found = None
-            for i, ask in enumerate(live):  # every future gets an answer, whatever happens
-                try:
-                    if found is None:
-                        only = value_together(self.valuer, [ask.prop], [ask.defaulted], options)
-                        ask.future.set_result(only[0])
-                    else:
-                        ask.future.set_result(found[i])
-                except Exception as exc:
-                    ask.future.set_exception(exc)
+                if found is None:
+                    only = value_together(self.valuer, [ask.prop], [ask.defaulted], options)
+                    ask.future.set_result(only[0])
+                else:
+                    ask.future.set_result(found[i])
+            except Exception as exc:
+                ask.future.set_exception(exc)
 
 
 def value_together(

@@ -126,9 +126,10 @@ def test_a_loop_that_ended_before_its_turn_came_does_not_hold_up_another(valuer:
         coalescer.value(flat(valuer, 1), (), DEFAULT)
         asyncio.get_running_loop().stop()  # before the turn that would value it
 
-    first.create_task(ask_and_stop())
+    asked = first.create_task(ask_and_stop())
     first.run_forever()
     first.close()
+    assert asked.done()
 
     async def ask() -> Valuation:
         return await asyncio.wait_for(coalescer.value(flat(valuer, 2), (), DEFAULT), 10)

@@ -403,7 +403,7 @@ class FeatureBuilder:
         Returns the property and the names of the fields that were defaulted.
         """
         defaulted = [name for name in TYPICAL if given.get(name) is None]
-        if not defaulted:  # most requests give every field
+        if not defaulted:  # nothing to fill: no need for the typical values
             return Property(**given), defaulted
         typical = self.typical(float(given["size_m2"]))
         values = {**given, **{name: typical[name] for name in defaulted}}

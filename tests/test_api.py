@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,17 +158,38 @@ def test_client_request_id_is_echoed_and_a_bad_one_replaced(client: TestClient) 
     assert len(response.headers["x-request-id"]) == 32
 
 
-def test_access_log_is_one_json_record_with_the_request_id(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+@pytest.fixture
+def access_level() -> Iterator[Any]:
+    """Sets the ``imovsp.access`` logger's level (``imovsp serve`` sets INFO), then restores it."""
+    logger = logging.getLogger("imovsp.access")
+    before = logger.level
+    yield logger.setLevel
+    logger.setLevel(before)
+
+
+def test_access_log_is_one_json_line_with_the_request_id(
+    client: TestClient, capsys: pytest.CaptureFixture[str], access_level: Any
 ) -> None:
-    with caplog.at_level("INFO", logger="imovsp.access"):
-        response = value(client, SANTANA, headers={"X-Request-ID": "log-me"})
-    (record,) = [r for r in caplog.records if r.name == "imovsp.access"]
-    assert isinstance(record.msg, dict)
-    assert record.msg["request_id"] == "log-me" == response.headers["x-request-id"]
-    assert record.msg["route"] == "/v1/valuations"
-    assert record.msg["status"] == 200
-    assert record.msg["duration_ms"] > 0
+    access_level(logging.INFO)
+    capsys.readouterr()
+    response = value(client, SANTANA, headers={"X-Request-ID": "log-me"})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (line,) = [x for x in lines if x.get("logger") == "imovsp.access"]
+    assert line["request_id"] == "log-me" == response.headers["x-request-id"]
+    assert line["route"] == "/v1/valuations"
+    assert line["status"] == 200
+    assert line["duration_ms"] > 0
+    assert line["level"] == "info"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["ts"])
+
+
+def test_access_log_follows_its_logger_level(
+    client: TestClient, capsys: pytest.CaptureFixture[str], access_level: Any
+) -> None:
+    access_level(logging.WARNING)
+    capsys.readouterr()
+    assert value(client, SANTANA).status_code == 200
+    assert "imovsp.access" not in capsys.readouterr().out
 
 
 # -- options (ranges, reasons, comparables) ---------------------------------------------------

@@ -8,6 +8,7 @@ worker answers a scrape reports the whole server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -74,14 +75,19 @@ def metrics_payload() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+def timestamp(seconds: float) -> str:
+    """A log line's time: UTC, to the millisecond (``2026-11-27T01:19:58.267Z``)."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{whole}.{int(seconds % 1 * 1000):03d}Z"
+
+
 class JsonLines(logging.Formatter):
     """One JSON object per record: the message's dict, or ``{"message": ...}``."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = record.msg if isinstance(record.msg, dict) else {"message": record.getMessage()}
         payload = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             **fields,
@@ -89,6 +95,20 @@ class JsonLines(logging.Formatter):
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(payload, default=str).decode()
+
+
+def log_access(fields: dict[str, Any]) -> None:
+    """One line of the access log: on stdout, as :class:`JsonLines` writes the other log lines.
+
+    Written straight to stdout rather than through logging's records, handlers and formatter,
+    which took ~20 µs a line (this takes ~4 µs): one line per request is a few percent of a
+    loaded worker's time. The ``imovsp.access`` logger still turns it on and off.
+    """
+    head = {"ts": timestamp(time.time()), "level": "info", "logger": access_logger.name}
+    line = orjson.dumps({**head, **fields})
+    # stdout closed or gone: a lost line must not fail the request.
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.write(line.decode() + "\n")
 
 
 def configure_logging(*, access_log: bool) -> None:
@@ -223,9 +243,9 @@ class Observe:
             elapsed = time.perf_counter() - started
             method = scope["method"]
             _observe(template, method, status, elapsed)
-            if not access_logger.disabled:
+            if access_logger.isEnabledFor(logging.INFO):
                 client = scope.get("client")
-                access_logger.info(
+                log_access(
                     {
                         "event": "request",
                         "request_id": request_id,

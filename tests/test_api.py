@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from imovsp.api import create_app
+from imovsp.api import create_app, telemetry
 from imovsp.api.schemas import BatchOut, ErrorOut, ValuationOut
 from imovsp.features import Property
 from imovsp.settings import Settings
@@ -190,6 +191,16 @@ def test_access_log_follows_its_logger_level(
     capsys.readouterr()
     assert value(client, SANTANA).status_code == 200
     assert "imovsp.access" not in capsys.readouterr().out
+
+
+def test_access_line_leaves_a_block_buffered_stdout_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "stdout.log"
+    with path.open("w", buffering=8192) as out:  # as stdout to a file or pipe, unbuffered not set
+        monkeypatch.setattr(sys, "stdout", out)
+        telemetry.log_access({"event": "request", "status": 200})
+        assert json.loads(path.read_text())["status"] == 200
 
 
 # -- options (ranges, reasons, comparables) ---------------------------------------------------

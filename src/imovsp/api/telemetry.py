@@ -106,9 +106,14 @@ def log_access(fields: dict[str, Any]) -> None:
     """
     head = {"ts": timestamp(time.time()), "level": "info", "logger": access_logger.name}
     line = orjson.dumps({**head, **fields})
-    # stdout closed or gone: a lost line must not fail the request.
+    out = sys.stdout
+    # Out at once, as logging's handler flushes each line: block-buffered, a quiet server's
+    # lines would wait for kilobytes more, and be lost with the process. A stdout that is gone
+    # loses the line; it must not fail the request.
     with contextlib.suppress(OSError, ValueError):
-        sys.stdout.write(line.decode() + "\n")
+        out.write(line.decode() + "\n")
+        if not (getattr(out, "line_buffering", False) or getattr(out, "write_through", False)):
+            out.flush()
 
 
 def configure_logging(*, access_log: bool) -> None:

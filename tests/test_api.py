@@ -159,19 +159,10 @@ def test_client_request_id_is_echoed_and_a_bad_one_replaced(client: TestClient) 
     assert len(response.headers["x-request-id"]) == 32
 
 
-@pytest.fixture
-def access_level() -> Iterator[Any]:
-    """Sets the ``imovsp.access`` logger's level (``imovsp serve`` sets INFO), then restores it."""
-    logger = logging.getLogger("imovsp.access")
-    before = logger.level
-    yield logger.setLevel
-    logger.setLevel(before)
-
-
 def test_access_log_is_one_json_line_with_the_request_id(
-    client: TestClient, capsys: pytest.CaptureFixture[str], access_level: Any
+    client: TestClient, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    access_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="imovsp.access")  # as `imovsp serve` sets it
     capsys.readouterr()
     response = value(client, SANTANA, headers={"X-Request-ID": "log-me"})
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -185,9 +176,9 @@ def test_access_log_is_one_json_line_with_the_request_id(
 
 
 def test_access_log_follows_its_logger_level(
-    client: TestClient, capsys: pytest.CaptureFixture[str], access_level: Any
+    client: TestClient, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    access_level(logging.WARNING)
+    caplog.set_level(logging.WARNING, logger="imovsp.access")
     capsys.readouterr()
     assert value(client, SANTANA).status_code == 200
     assert "imovsp.access" not in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Core benchmark: training time, artifact size and load time, prediction latency and throughput.
 
-    uv run python benchmarks/core.py [--data CSV] [--rows 100000] [--repeat 2000]
+    uv run python benchmarks/core.py [--data CSV] [--rows 100000] [--repeat 2000] [--rounds 5]
 
 Trains on the dev file (as `imovsp train` does, seed comparison included), saves the artifact
 to a temporary models directory, loads it back, then times single-row predictions in process
@@ -30,7 +30,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEV_DATA)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=2000, help="calls per round")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -63,31 +64,35 @@ def main() -> None:
         latitude=-23.491423,
         longitude=-46.620248,
     )
-    for _ in range(100):  # warm-up
-        loaded.predict_one(prop)
-    single = []
-    for _ in range(args.repeat):
-        t = time.perf_counter()
-        loaded.predict_one(prop)
-        single.append(time.perf_counter() - t)
-
     # The same property over and over flatters the trees: the branch predictor learns its
     # paths. Real listings in turn are what a server sees.
     sample = frame_columns(frame.sample(500, random_state=0))
     listings = [loaded.resolve(one) for one in column_properties(sample)]
-    mixed = []
-    for _ in range(4):
+    for _ in range(100):  # warm-up
+        loaded.predict_one(prop)
+    # In rounds, one kind of call after the other: this machine's speed drifts by up to 2×
+    # over minutes (other virtual machines on the host), and each round's median shows it.
+    single: list[float] = []
+    mixed: list[float] = []
+    valued: list[float] = []
+    round_medians = []
+    for _ in range(args.rounds):
+        this_round = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            loaded.predict_one(prop)
+            this_round.append(time.perf_counter() - t)
+        single += this_round
+        round_medians.append(round(1000 * statistics.median(this_round), 3))
         for one in listings:
             t = time.perf_counter()
             loaded.predict_one(one)
             mixed.append(time.perf_counter() - t)
-
-    # What the API computes per request: the price and its 80% range.
-    valued = []
-    for _ in range(args.repeat):
-        t = time.perf_counter()
-        loaded.value(prop)
-        valued.append(time.perf_counter() - t)
+        # What the API computes per request: the price and its 80% range.
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            loaded.value(prop)
+            valued.append(time.perf_counter() - t)
 
     raw = synthetic_listings(args.rows, seed=1).astype(str)
     valid = data.validate(raw, require_price=False).frame
@@ -101,6 +106,7 @@ def main() -> None:
         "load_s_median": round(statistics.median(loads), 3),
         "single_row_ms_median": round(1000 * statistics.median(single), 3),
         "single_row_ms_p99": round(1000 * sorted(single)[int(0.99 * len(single))], 3),
+        "single_row_ms_median_by_round": round_medians,
         "single_row_500_listings_ms_median": round(1000 * statistics.median(mixed), 3),
         "valuation_with_range_ms_median": round(1000 * statistics.median(valued), 3),
         f"predict_{args.rows}_rows_s": round(bulk_seconds, 2),

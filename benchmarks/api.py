@@ -1,10 +1,14 @@
 """Load test of the HTTP API against the limit of its server stack and against the old stack.
 
-    uv run python benchmarks/api.py [--duration 15] [--connections 256] [--workers 2]
+    uv run python benchmarks/api.py [--duration 15] [--rounds 3] [--connections 256] [--workers 2]
 
-In one run, one server at a time, each with the same number of workers, each loaded by wrk
-with the same connections (low concurrency on these machines measures a loopback quirk, not the
-server: see DESIGN.md):
+In one run, each server with the same number of workers, each loaded by wrk with the same
+connections (low concurrency on these machines measures a loopback quirk, not the server: see
+DESIGN.md), one load at a time. imovsp and bare are up together and loaded in turn for
+``--rounds`` rounds: this machine's speed drifts over minutes, and measured minutes apart the
+ratio of the two moved with the drift (see docs/benchmarks.md). Their figures are pooled over
+the rounds (requests over seconds; the worst round's latencies), and each round's ratio is
+printed beside them.
 
 1. imovsp: ``imovsp serve`` answering ``POST /v1/valuations`` with a realistic body (the old
    deployment's documented apartment, every field given), access log on as in production;
@@ -182,6 +186,21 @@ def load(url: str, bodies: list[bytes], args: argparse.Namespace) -> dict[str, A
     )
 
 
+def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several loads of one server as one: requests and errors over all their seconds; the
+    worst run's latencies (so a floor on them holds for every run); each run's req/s."""
+    out: dict[str, Any] = {
+        key: sum(r[key] for r in runs)
+        for key in ("requests", "seconds", "connect", "read", "write", "timeout", "non_2xx")
+    }
+    out["rps"] = out["requests"] / out["seconds"]
+    out["errors"] = sum(r["errors"] for r in runs)
+    for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
+        out[key] = max(r[key] for r in runs)
+    out["rps_by_round"] = [round(r["rps"]) for r in runs]
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far."""
     times = psutil.Process(pid).cpu_times()
@@ -234,6 +253,7 @@ def real_bodies(n: int) -> list[bytes]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per run")
+    parser.add_argument("--rounds", type=int, default=3, help="imovsp and bare loads, in turn")
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="server processes per stack")
@@ -256,14 +276,24 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     serve = [py, "-m", "imovsp", "serve", "--port", str(port), "--workers", str(args.workers)]
     ready = f"{base}/readyz"
+    bare_port = free_port()
+    bare = [py, str(ROOT / "benchmarks" / "bare_asgi.py"), "--port", str(bare_port)]
+    bare += ["--workers", str(args.workers)]
+    bare_url = f"http://127.0.0.1:{bare_port}/"
     with server(serve, ready=ready, env=env, log=logs / "imovsp.log", workers=args.workers) as pid:
         workers = workers_of(pid)
         before = [cpu_seconds(w) for w in workers]
-        results["imovsp"] = load(f"{base}/v1/valuations", one, args)
-        # How the load was shared: each worker's CPU seconds over warm-up and run.
+        rounds: dict[str, list[dict[str, Any]]] = {"imovsp": [], "bare": []}
+        # bare idles in epoll while imovsp is loaded, and the other way round.
+        with server(bare, ready=bare_url, env=env, log=logs / "bare.log"):
+            for _ in range(args.rounds):
+                rounds["imovsp"].append(load(f"{base}/v1/valuations", one, args))
+                rounds["bare"].append(load(bare_url, one, args))
+        # How the load was shared: each worker's CPU seconds over warm-ups and runs.
         results["worker_cpu_s"] = [
             round(cpu_seconds(w) - b, 1) for w, b in zip(workers, before, strict=True)
         ]
+        results["imovsp"], results["bare"] = pooled(rounds["imovsp"]), pooled(rounds["bare"])
         results["imovsp_rotating"] = load(f"{base}/v1/valuations", real_bodies(500), args)
         items = [json.loads(b) for b in real_bodies(args.batch_items)]
         batch = json.dumps({"items": items}).encode()
@@ -296,12 +326,6 @@ def main() -> int:
     ready = f"{base}/readyz"
     with server(reused, ready=ready, env=env, log=logs / "reused.log", workers=args.workers):
         results["reused"] = load(f"{base}/v1/valuations", one, args)
-
-    port = free_port()
-    bare = [py, str(ROOT / "benchmarks" / "bare_asgi.py"), "--port", str(port)]
-    bare += ["--workers", str(args.workers)]
-    with server(bare, ready=f"http://127.0.0.1:{port}/", env=env, log=logs / "bare.log"):
-        results["bare"] = load(f"http://127.0.0.1:{port}/", one, args)
 
     port = free_port()
     seed_env = {**env, "SEED_STACK_HOME": os.environ.get("SEED_STACK_HOME", "/tmp/seed-stack")}
@@ -341,11 +365,15 @@ def report(r: dict[str, Any]) -> None:
         "RSS per worker <= 250 MB": max(r["rss_mb"]["workers"] or [float("inf")]) <= 250,
     }
     b = r["batch"]
+    by_round = [a / b for a, b in zip(imovsp["rps_by_round"], bare["rps_by_round"], strict=True)]
+    r["ratios"]["imovsp_vs_bare_by_round"] = by_round
     print(
         f"\nimovsp / seed {r['ratios']['imovsp_vs_seed']:.1f}x, imovsp / bare "
-        f"{100 * r['ratios']['imovsp_vs_bare']:.0f}%, p99 imovsp / seed "
+        f"{100 * r['ratios']['imovsp_vs_bare']:.0f}% (by round: "
+        f"{', '.join(f'{100 * x:.0f}%' for x in by_round)}), p99 imovsp / seed "
         f"{r['ratios']['p99_imovsp_vs_seed']:.3f}"
     )
+    print(f"req/s by round: imovsp {imovsp['rps_by_round']}, bare {bare['rps_by_round']}")
     # Per request, on the whole machine: what the model adds, and what the rest adds to bare.
     model_us = 1e6 * (1 / imovsp["rps"] - 1 / r["reused"]["rps"])
     rest_us = 1e6 * (1 / r["reused"]["rps"] - 1 / bare["rps"])
@@ -359,7 +387,7 @@ def report(r: dict[str, Any]) -> None:
         f"{b['p50_ms']:.0f} ms, errors {b['errors']})"
     )
     print(f"RSS MB: workers {r['rss_mb']['workers']}, supervisor {r['rss_mb']['supervisor']}")
-    print(f"CPU seconds of each imovsp worker during run (1): {r['worker_cpu_s']}")
+    print(f"CPU seconds of each imovsp worker over the rounds of (1): {r['worker_cpu_s']}")
     for floor, ok in r["floors"].items():
         print(f"  {'PASS' if ok else 'FAIL'}  {floor}")
 

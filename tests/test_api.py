@@ -6,6 +6,8 @@ import json
 import logging
 import re
 import sys
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,22 @@ def test_client_request_id_is_echoed_and_a_bad_one_replaced(client: TestClient) 
     response = value(client, SANTANA, headers={"X-Request-ID": "bad id\twith spaces"})
     assert response.headers["x-request-id"] != "bad id\twith spaces"
     assert len(response.headers["x-request-id"]) == 32
+
+
+def test_request_ids_made_here_are_uuid7_in_time_order(client: TestClient) -> None:
+    # Time first, so that the prediction log's index on them grows at its end.
+    ids = []
+    for _ in range(3):
+        ids.append(value(client, SANTANA).headers["x-request-id"])
+        time.sleep(0.002)  # another millisecond: ordered by the clock, not only by a counter
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
+    for rid in ids:
+        parsed = uuid.UUID(hex=rid)
+        assert parsed.version == 7
+        assert parsed.hex == rid
+        made = int(rid[:12], 16) / 1000  # UUIDv7: Unix time in ms, first 48 bits
+        assert abs(made - time.time()) < 60
 
 
 def test_access_log_is_one_json_line_with_the_request_id(

@@ -30,6 +30,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uuid_utils import uuid7
 
 from imovsp.api.limits import RateLimiter
 
@@ -191,8 +192,11 @@ class Observe:
                 request_id = value.decode()
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else None
-        # 128 random bits as 32 hex digits, like uuid4().hex at a fifth of its cost (~0.7 µs).
-        request_id = request_id or os.urandom(16).hex()
+        # A UUIDv7 as 32 hex digits: time first, so the ids the prediction log indexes grow at
+        # the end of its index. With random ids each insert landed at a random place in it:
+        # measured, the log's cost per row rose from 31 to ~70 µs by 100,000 rows (flat ~30
+        # with these ids). ~0.3 µs, against ~0.7 for os.urandom(16).hex().
+        request_id = request_id or uuid7().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         limit = self.max_body_bytes

@@ -1,6 +1,7 @@
 """Prediction log benchmark: what recording costs a valuation, and how fast the log is written.
 
-    uv run python benchmarks/prediction_log.py [--model DIR] [--n 20000] [--postgres URL]
+    uv run python benchmarks/prediction_log.py [--model DIR] [--n 20000] [--postgres URL] \
+        [--grow 200000]
 
 In one process, on the current model (or ``--model``):
 
@@ -8,7 +9,9 @@ In one process, on the current model (or ``--model``):
 2. valuations per second with the log off and on (the writer thread running beside them,
    writing to a SQLite file: its GIL and CPU use are what the valuations feel), in
    alternating rounds; afterwards every valuation must be in the log and none dropped;
-3. the writer's throughput: rows per second into SQLite (and PostgreSQL with ``--postgres``).
+3. the writer's throughput: rows per second into SQLite (and PostgreSQL with ``--postgres``);
+4. the writer's cost per row as a SQLite log grows to ``--grow`` rows, with the API's request
+   ids (UUIDv7: time first) and with random ones, in steps of 20,000 rows.
 
 Prints one JSON object and a table. No HTTP: the server's own overhead is `benchmarks/api.py`'s.
 """
@@ -17,13 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from uuid_utils import uuid7
 
 from imovsp import artifact, data
 from imovsp.api.coalesce import Options
@@ -34,6 +40,8 @@ from imovsp.monitoring.store import Store, valuations
 from imovsp.settings import Settings
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
+
+GROW_STEP = 20_000
 
 
 def requests(n: int) -> list[PropertyIn]:
@@ -79,12 +87,29 @@ def write_rate(url: str, rows: list[dict[str, Any]], batch: int) -> float:
     return len(rows) / seconds
 
 
+def growth(url: str, row: dict[str, Any], new_id: Callable[[], str], n: int) -> list[float]:
+    """µs per row to write each successive :data:`GROW_STEP` rows (batches of 500) into a new
+    log, the rows alike but for their request ids (which the log indexes)."""
+    store = Store(url)
+    store.upgrade()
+    steps = []
+    for _ in range(n // GROW_STEP):
+        rows = [{**row, "request_id": new_id()} for _ in range(GROW_STEP)]
+        started = time.perf_counter()
+        for i in range(0, GROW_STEP, 500):
+            store.insert_valuations(rows[i : i + 500])
+        steps.append(round((time.perf_counter() - started) / GROW_STEP * 1e6, 1))
+    store.dispose()
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
     parser.add_argument("--n", type=int, default=20_000, help="valuations per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgres", help="also time writes to this PostgreSQL URL")
+    parser.add_argument("--grow", type=int, default=200_000, help="rows of the growing log")
     args = parser.parse_args()
     settings = Settings()
     path = artifact.resolve(args.model or settings.model, settings.models_dir)
@@ -142,6 +167,15 @@ def main() -> None:
             engine.dispose()
             results["postgres_rows_per_s"] = round(write_rate(args.postgres, rows, 500))
 
+        # 4. as the log grows: the API's ids against random ones.
+        for name, new_id in (
+            ("uuid7", lambda: uuid7().hex),
+            ("random", lambda: os.urandom(16).hex()),
+        ):
+            results[f"grow_us_per_row_{name}_ids"] = growth(
+                f"sqlite:///{Path(tmp) / f'grow-{name}.db'}", rows[0], new_id, args.grow
+            )
+
     print(json.dumps(results, indent=2))
     print(f"record() per call          {results['record_ns']:>10} ns")
     print(f"one valuation              {results['valuation_us']:>10} µs")
@@ -153,6 +187,13 @@ def main() -> None:
     print(f"SQLite rows/s written      {results['sqlite_rows_per_s']:>10,}")
     if "postgres_rows_per_s" in results:
         print(f"PostgreSQL rows/s written  {results['postgres_rows_per_s']:>10,}")
+    for name in ("uuid7", "random"):
+        steps = results[f"grow_us_per_row_{name}_ids"]
+        if steps:
+            print(
+                f"µs/row, {name:>6} ids, log growing to {len(steps) * GROW_STEP:,}: "
+                f"first {GROW_STEP:,} {steps[0]}, last {GROW_STEP:,} {steps[-1]}"
+            )
 
 
 if __name__ == "__main__":

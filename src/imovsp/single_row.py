@@ -30,8 +30,9 @@ class SingleRowPredictor:
     LightGBM keeps one such setup per booster, not per handle: another
     ``...SingleRowFastInit`` on the same booster, with another iteration range or predict type,
     silently changes what every earlier handle computes (seen with LightGBM 4.7: a second one
-    for 3 iterations turned 13.5687 into 13.0319). Every instance of this class sets up the
-    same thing (all iterations, normal output), so several on one booster agree.
+    for 3 iterations turned 13.5687 into 13.0319; LightGBM issue #4980). Every instance of
+    this class sets up the same thing (all iterations, normal output), so several on one
+    booster agree.
     """
 
     def __init__(self, booster: lgb.Booster, n_features: int) -> None:

@@ -260,6 +260,8 @@ def main() -> int:
     parser.add_argument("--batch-items", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     logs = Path(tempfile.mkdtemp(prefix="imovsp-bench-"))

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from uuid_utils import uuid7
 
 from imovsp import artifact, data
+from imovsp.api import telemetry
 from imovsp.api.coalesce import Options
 from imovsp.api.render import Valuing
 from imovsp.api.schemas import OptionsIn, PropertyIn
@@ -169,7 +169,7 @@ def main() -> None:
 
         # 4. as the log grows: the API's ids against random ones.
         for name, new_id in (
-            ("uuid7", lambda: uuid7().hex),
+            ("uuid7", telemetry.new_request_id),
             ("random", lambda: os.urandom(16).hex()),
         ):
             results[f"grow_us_per_row_{name}_ids"] = growth(

@@ -17,6 +17,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from imovsp import data, training
@@ -26,6 +27,16 @@ from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
 
 
+def timed(call: Callable[[Property], object], props: list[Property]) -> list[float]:
+    """Seconds each ``call(prop)`` took, in order."""
+    seconds = []
+    for prop in props:
+        t = time.perf_counter()
+        call(prop)
+        seconds.append(time.perf_counter() - t)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEV_DATA)
@@ -33,6 +44,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2000, help="calls per round")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.rounds < 1 or args.repeat < 1:
+        parser.error("--rounds and --repeat must be at least 1")
 
     started = time.perf_counter()
     frame, report = data.load_training_data(args.data)
@@ -77,22 +90,12 @@ def main() -> None:
     valued: list[float] = []
     round_medians = []
     for _ in range(args.rounds):
-        this_round = []
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            loaded.predict_one(prop)
-            this_round.append(time.perf_counter() - t)
+        this_round = timed(loaded.predict_one, [prop] * args.repeat)
         single += this_round
         round_medians.append(round(1000 * statistics.median(this_round), 3))
-        for one in listings:
-            t = time.perf_counter()
-            loaded.predict_one(one)
-            mixed.append(time.perf_counter() - t)
+        mixed += timed(loaded.predict_one, listings)
         # What the API computes per request: the price and its 80% range.
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            loaded.value(prop)
-            valued.append(time.perf_counter() - t)
+        valued += timed(loaded.value, [prop] * args.repeat)
 
     raw = synthetic_listings(args.rows, seed=1).astype(str)
     valid = data.validate(raw, require_price=False).frame

@@ -42,8 +42,10 @@ def test_artifact_holds_no_pickle_and_lists_checksums(model_copy: Path) -> None:
     assert meta["models"] == [
         "sale",
         "sale-extra",
+        "sale-per-area",
         "rent",
         "rent-extra",
+        "rent-per-area",
         "sale-spread",
         "rent-spread",
     ]

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from imovsp import explain
+from imovsp import explain, training
 from imovsp.features import FEATURES, ROTATED, Property
 from imovsp.valuer import Valuer
 
@@ -41,6 +41,19 @@ def test_baseline_and_reasons_add_up_to_the_price(valuer: Valuer, flat: Property
     # A valuation without reasons has the same price.
     assert valuer.value(flat).price == valuation.price
     assert valuer.value(flat).reasons is None
+
+
+@pytest.mark.parametrize("negotiation", ["sale", "rent"])
+def test_the_baseline_is_the_typical_apartments_price(
+    valuer: Valuer, trained: training.TrainResult, negotiation: str
+) -> None:
+    # The per-area member learns log price per m²; its log size must go to the size reason
+    # and the training rows' mean log size to the bias, or the baseline is off by ~70 m² times.
+    valuation = valuer.value(replace(FLAT, negotiation=negotiation), explain=True)
+    assert valuation.baseline is not None
+    bias = math.log(valuation.baseline / valuer.scale[negotiation])
+    _, prices = trained.oof[negotiation]
+    assert bias == pytest.approx(float(np.mean(np.log(prices))), abs=0.05)
 
 
 def test_reasons_read_as_a_person_would_say_them(valuer: Valuer) -> None:

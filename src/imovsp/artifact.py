@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 2  # 2: spread models, range calibration and comparables
+SCHEMA_VERSION = 3  # 2: spread models, range calibration and comparables; 3: a per-area member
 METADATA = "metadata.json"
 ARRAYS = "arrays.npz"
 CURRENT = "CURRENT"

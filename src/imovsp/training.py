@@ -155,7 +155,13 @@ def tune(
         cv_boosters.append(result["cvbooster"])
     best_i = min(range(len(trials)), key=lambda i: float(trials[i]["cv_l1_log"]))
     best = trials[best_i]
-    params = {**BASE_PARAMS, **best["params"], "seed": seed, "num_rounds": best["rounds"]}
+    params = {
+        **BASE_PARAMS,
+        **best["params"],
+        "seed": seed,
+        "num_rounds": best["rounds"],
+        "log_size_mean": ensemble.log_size_mean(x),
+    }
     # Out-of-fold predictions of the whole ensemble: the tuned member from its CV run, the
     # others fitted on the same folds.
     member_oof = np.empty((len(ensemble.MEMBERS), len(y)))
@@ -163,9 +169,10 @@ def tune(
         member_oof[0, held] = booster.predict(x[held], num_iteration=best["rounds"])
     for i in range(1, len(ensemble.MEMBERS)):
         member, rounds = ensemble.member_params(params, i)
+        off = ensemble.offset(i, x)
         for fit_rows, held in splits:
-            booster = lgb.train(member, _dataset(x[fit_rows], y[fit_rows]), rounds)
-            member_oof[i, held] = booster.predict(x[held])
+            booster = lgb.train(member, _dataset(x[fit_rows], y[fit_rows] - off[fit_rows]), rounds)
+            member_oof[i, held] = booster.predict(x[held]) + off[held]
     oof = member_oof.mean(axis=0)
     params["scale"] = scale = best_scale(np.exp(y), np.exp(oof))
     log = {"folds": folds, "trials": trials, "best": best, "scale": scale, "oof": oof}
@@ -193,8 +200,8 @@ def fit_ensemble(x: np.ndarray, y: np.ndarray, params: dict[str, Any]) -> Ensemb
     members = []
     for i in range(len(ensemble.MEMBERS)):
         member, rounds = ensemble.member_params(params, i)
-        members.append(lgb.train(member, _dataset(x, y), rounds))
-    return Ensemble(members)
+        members.append(lgb.train(member, _dataset(x, y - ensemble.offset(i, x)), rounds))
+    return Ensemble(members, log_size_mean=params["log_size_mean"])
 
 
 def estimate(

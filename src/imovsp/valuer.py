@@ -25,7 +25,7 @@ from imovsp.artifact import Artifact, ArtifactError
 from imovsp.comparables import MAX_COMPARABLES, ComparableIndex
 from imovsp.data import DataReport
 from imovsp.drift import Reference
-from imovsp.ensemble import Ensemble, member_names
+from imovsp.ensemble import MEMBERS, SIZE, Ensemble, member_names
 from imovsp.features import FEATURES, FeatureBuilder, Property, property_columns
 from imovsp.ranges import DEFAULT_LEVEL, Calibration
 from imovsp.single_row import SingleRowPredictor
@@ -150,6 +150,10 @@ class Valuer:
             "negotiations": list(result.boosters),
             "feature_schema": feature_meta,
             "target": "log(price)",
+            "members": {
+                suffix or "tuned": {"target": target, "params": extra, "trees_factor": factor}
+                for suffix, extra, factor, target in MEMBERS
+            },
             "params": result.params,
             "cv": result.cv,
             "metrics": result.metrics,
@@ -227,7 +231,16 @@ class Valuer:
         absent = [m for n in negotiations for m in member_names(n) if m not in models]
         if absent:
             raise ArtifactError(f"{path} has no model {', '.join(absent)}")
-        boosters = {n: Ensemble([models[m] for m in member_names(n)]) for n in negotiations}
+        try:
+            boosters = {
+                n: Ensemble(
+                    [models[m] for m in member_names(n)],
+                    log_size_mean=float(meta["params"][n]["log_size_mean"]),
+                )
+                for n in negotiations
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{path} cannot be used: no parameter {exc!s}") from None
         valuer = cls(
             builder,
             boosters,
@@ -277,7 +290,8 @@ class Valuer:
     def _log_median(self, x: np.ndarray, negotiation: str) -> float:
         """The ensemble's log-price estimate for one feature row."""
         members, _ = self._row_models(negotiation)
-        return sum(p.predict(x) for p in members) / len(members)
+        outputs = [[p.predict(x)] for p in members]
+        return self.boosters[negotiation].combine(outputs, [float(x[0, SIZE])])[0]
 
     def _predict_resolved(self, prop: Property) -> float:
         log_median = self._log_median(self._matrix(prop), prop.negotiation)
@@ -388,8 +402,8 @@ class Valuer:
             # _reasons, the callers are servers, whose every call wants one thread.)
             outputs = [_on_one_thread(m, x) for m in self.boosters[negotiation].members]
             spreads = _on_one_thread(self.calibrations[negotiation].spread, x)
-        # Summed in the order of the single-row path, so that both give the same bits.
-        log_medians = [sum(o[j] for o in outputs) / len(outputs) for j in range(len(props))]
+        # Combined as the single-row path combines them, so that both give the same bits.
+        log_medians = self.boosters[negotiation].combine(outputs, x[:, SIZE].tolist())
         return x, log_medians, spreads
 
     def _reasons(self, prop: Property, x: np.ndarray) -> tuple[float, tuple[Reason, ...]]:

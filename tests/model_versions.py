@@ -28,9 +28,9 @@ def add_version(models_dir: Path, source: Path, version: str) -> Path:
 
 def corrupt(path: Path) -> str:
     """Change one model file after its checksum was taken; the reason loading gives."""
-    with (path / "model-sale.txt").open("a") as handle:
-        handle.write("\n")
-    return f"{path / 'model-sale.txt'} does not match its checksum"
+    with (path / "model-sale.txt.gz").open("ab") as handle:
+        handle.write(b"\n")
+    return f"{path / 'model-sale.txt.gz'} does not match its checksum"
 
 
 def incompatible(path: Path) -> str:

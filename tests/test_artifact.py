@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -37,8 +39,8 @@ def test_artifact_holds_no_pickle_and_lists_checksums(model_copy: Path) -> None:
     meta = json.loads((model_copy / "metadata.json").read_text())
     names = {p.name for p in model_copy.iterdir()}
     assert names == {"metadata.json", *meta["files"]}
-    assert {"model-sale.txt", "model-rent.txt", "arrays.npz"} <= names
-    assert {"model-sale-spread.txt", "model-rent-spread.txt"} <= names
+    assert {"model-sale.txt.gz", "model-rent.txt.gz", "arrays.npz"} <= names
+    assert {"model-sale-spread.txt.gz", "model-rent-spread.txt.gz"} <= names
     assert meta["models"] == [
         "sale",
         "sale-extra",
@@ -49,7 +51,7 @@ def test_artifact_holds_no_pickle_and_lists_checksums(model_copy: Path) -> None:
         "sale-spread",
         "rent-spread",
     ]
-    assert "model-sale-extra.txt" in names
+    assert "model-sale-extra.txt.gz" in names
     for name in names:
         assert not name.endswith((".pkl", ".pickle", ".joblib"))
     with np.load(model_copy / "arrays.npz", allow_pickle=False) as npz:
@@ -71,19 +73,31 @@ def test_artifact_holds_no_pickle_and_lists_checksums(model_copy: Path) -> None:
 
 
 def test_tampered_model_file_is_refused(model_copy: Path) -> None:
-    model = model_copy / "model-sale.txt"
-    model.write_text(model.read_text().replace("shrinkage=", "shrinkage=9", 1))
+    model = model_copy / "model-sale.txt.gz"
+    text = gzip.decompress(model.read_bytes()).decode()
+    model.write_bytes(gzip.compress(text.replace("shrinkage=", "shrinkage=9", 1).encode()))
     with pytest.raises(
-        ArtifactError, match=re.escape("model-sale.txt does not match its checksum")
+        ArtifactError, match=re.escape("model-sale.txt.gz does not match its checksum")
     ):
         Valuer.load(model_copy)
 
 
+def test_model_file_that_does_not_unpack_is_refused(model_copy: Path) -> None:
+    # Written broken (its checksum taken after): refused as corrupt, not a crash in gzip.
+    model = model_copy / "model-sale.txt.gz"
+    model.write_bytes(b"not gzip")
+    meta = json.loads((model_copy / "metadata.json").read_text())
+    meta["files"][model.name] = hashlib.sha256(b"not gzip").hexdigest()
+    (model_copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=re.escape(f"{model} is corrupt")):
+        Valuer.load(model_copy)
+
+
 def test_tampered_spread_model_is_refused(model_copy: Path) -> None:
-    model = model_copy / "model-rent-spread.txt"
-    model.write_text(model.read_text() + "\n")
+    model = model_copy / "model-rent-spread.txt.gz"
+    model.write_bytes(model.read_bytes() + b"\n")
     with pytest.raises(
-        ArtifactError, match=re.escape("model-rent-spread.txt does not match its checksum")
+        ArtifactError, match=re.escape("model-rent-spread.txt.gz does not match its checksum")
     ):
         Valuer.load(model_copy)
 

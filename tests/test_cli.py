@@ -149,11 +149,11 @@ def test_corrupt_model_exits_2_with_the_reason(
     assert valuer.path is not None
     broken = tmp_path / valuer.version
     shutil.copytree(valuer.path, broken)
-    (broken / "model-rent.txt").write_text("garbage")
+    (broken / "model-rent.txt.gz").write_text("garbage")
     source = tmp_path / "in.csv"
     synthetic_listings(5).to_csv(source, index=False)
     result = runner.invoke(cli, ["score", str(source), "--model", str(broken)])
-    assert_user_error(result, "model-rent.txt does not match its checksum")
+    assert_user_error(result, "model-rent.txt.gz does not match its checksum")
 
 
 def test_evaluate_reports_metrics_per_negotiation(runner: CliRunner, tmp_path: Path) -> None:

@@ -2,9 +2,10 @@
 
 A model directory ``<models_dir>/<version>/`` holds:
 
-- ``model-<name>.txt``: each LightGBM booster in LightGBM's own text format, named in the
-  metadata's ``models`` list (``sale`` and ``rent`` value; ``sale-spread`` and ``rent-spread``
-  size the price ranges);
+- ``model-<name>.txt.gz``: each LightGBM booster in LightGBM's own text format, gzipped (a
+  quarter of the size: the text is mostly numbers written to 17 digits), named in the
+  metadata's ``models`` list (``sale``, ``sale-extra`` and ``sale-per-area`` value a sale;
+  ``sale-spread`` and ``rent-spread`` size the price ranges);
 - ``arrays.npz``: numeric arrays (loaded with ``allow_pickle=False``);
 - ``metadata.json``: everything else, including the sha256 of every other file.
 
@@ -18,6 +19,7 @@ incompatible LightGBM. ``<models_dir>/CURRENT`` names the version that commands 
 from __future__ import annotations
 
 import fcntl
+import gzip
 import hashlib
 import json
 import os
@@ -35,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 3  # 2: spread models, range calibration and comparables; 3: a per-area member
+# 2: spread models, range calibration and comparables; 3: a per-area member, gzipped model text
+SCHEMA_VERSION = 3
 METADATA = "metadata.json"
 ARRAYS = "arrays.npz"
 CURRENT = "CURRENT"
@@ -83,7 +86,7 @@ def _sha256(path: Path) -> str:
 
 
 def _model_file(name: str) -> str:
-    return f"model-{name}.txt"
+    return f"model-{name}.txt.gz"
 
 
 def save(artifact: Artifact, models_dir: Path, *, make_current: bool = True) -> Path:
@@ -98,7 +101,8 @@ def save(artifact: Artifact, models_dir: Path, *, make_current: bool = True) -> 
     staging = Path(tempfile.mkdtemp(prefix=f".{artifact.version}-", dir=models_dir))
     try:
         for name, text in artifact.models.items():
-            (staging / _model_file(name)).write_text(text, encoding="utf-8")
+            # mtime 0: the same model gives the same bytes, and the same checksum.
+            (staging / _model_file(name)).write_bytes(gzip.compress(text.encode(), mtime=0))
         np.savez_compressed(staging / ARRAYS, **artifact.arrays)  # type: ignore[arg-type]
         files = sorted(p.name for p in staging.iterdir())
         meta = {
@@ -140,13 +144,21 @@ def load(path: Path) -> Artifact:
         )
     _check_files(path, meta)
     _check_libraries(path, meta)
-    models = {n: (path / _model_file(n)).read_text(encoding="utf-8") for n in meta["models"]}
+    models = {n: _read_model(path / _model_file(n)) for n in meta["models"]}
     try:
         with np.load(path / ARRAYS, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except ValueError as exc:  # object arrays would need pickle: refuse them
         raise ArtifactError(f"{path / ARRAYS} cannot be loaded safely: {exc}") from None
     return Artifact(metadata=meta, models=models, arrays=arrays, path=path)
+
+
+def _read_model(file: Path) -> str:
+    # The checksum matched: a file that does not unpack was written broken, not changed since.
+    try:
+        return gzip.decompress(file.read_bytes()).decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{file} is corrupt: {exc}") from None
 
 
 def _check_files(path: Path, meta: dict[str, Any]) -> None:

@@ -202,10 +202,15 @@ def test_metrics_add_up_across_workers(serve: Any, tmp_path: Path) -> None:
 
 def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -> None:
     """``imovsp serve`` becomes ``python -m imovsp.api.server`` (same pid), and its workers
-    never load scikit-learn: ~60 MB each that serving does not use (docs/benchmarks.md)."""
+    never load scikit-learn or PyArrow: ~60 and ~45 MB each that serving does not use
+    (docs/benchmarks.md). They still value one property and a batch."""
     proc, base = serve("--workers", "2")
     try:
         assert post(f"{base}/v1/valuations", ITEM)[0] == 200
+        status, body, _ = post(f"{base}/v1/valuations/batch", {"items": [ITEM] * 8})
+        assert status == 200
+        assert body["errors"] == 0
+        assert len(body["items"]) == 8
         server = psutil.Process(proc.pid)
         assert server.cmdline()[1:3] == ["-m", "imovsp.api.server"]
         # (multiprocessing's resource tracker is a child too)
@@ -221,7 +226,7 @@ def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -
             assert time.monotonic() < deadline, "a worker never loaded LightGBM"
             time.sleep(0.2)
         for worker in workers:
-            assert not [path for path in mapped(worker) if "sklearn" in path]
+            assert not [path for path in mapped(worker) if "sklearn" in path or "pyarrow" in path]
     finally:
         stop(proc)
 

@@ -35,6 +35,11 @@ if __name__ in ("__main__", "__mp_main__"):  # the server process, or a worker i
     # worker's memory for code it never runs. Marked absent here, before anything imports
     # LightGBM, it stays out; imovsp imports it only in the functions that train.
     sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
+    # PyArrow likewise: pandas imports it whenever it is installed (~45 MB a worker), but only
+    # Parquet files (`imovsp score --engine dask`) need it, and a server reads none. Without
+    # it pandas keeps strings as Python objects, which the few small frames of a server do not
+    # notice.
+    sys.modules.setdefault("pyarrow", None)  # type: ignore[arg-type]
 if __name__ == "__mp_main__":  # a worker
     # Ended with its supervisor, even when that is killed with SIGKILL: orphaned workers
     # would go on serving a port no supervisor owns, and keep the next server from binding it.

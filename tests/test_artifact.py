@@ -110,6 +110,15 @@ def test_metadata_without_its_model_list_is_refused(model_copy: Path) -> None:
         Valuer.load(model_copy)
 
 
+def test_metadata_without_the_mean_log_size_is_refused(model_copy: Path) -> None:
+    # The per-area member's reasons need it: refused up front, not a KeyError on a valuation.
+    meta = json.loads((model_copy / "metadata.json").read_text())
+    del meta["params"]["rent"]["log_size_mean"]
+    (model_copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=re.escape("no usable log_size_mean")):
+        Valuer.load(model_copy)
+
+
 def test_unlisted_spread_model_is_refused(model_copy: Path) -> None:
     meta = json.loads((model_copy / "metadata.json").read_text())
     meta["models"].remove("sale-spread")

@@ -26,7 +26,8 @@ LOG_PRICE = "log(price)"
 LOG_PRICE_M2 = "log(price / size_m2)"
 SIZE = FEATURES.index("size_m2")
 
-# (name suffix, parameters over the tuned ones, multiple of the tuned number of trees, target)
+# (name suffix, parameters over the tuned ones, multiple of the tuned number of trees, target).
+# The first is the one cross-validation tunes (:func:`imovsp.training.tune`), on log price.
 MEMBERS: tuple[tuple[str, dict[str, Any], float, str], ...] = (
     ("", {}, 1.0, LOG_PRICE),
     # As many trees as the tuned member. Twice as many was no more accurate: on 4 honest

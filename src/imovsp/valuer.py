@@ -240,7 +240,9 @@ class Valuer:
                 for n in negotiations
             }
         except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"{path} cannot be used: no parameter {exc!s}") from None
+            raise ArtifactError(
+                f"{path} cannot be used: no usable log_size_mean ({exc!s})"
+            ) from None
         valuer = cls(
             builder,
             boosters,

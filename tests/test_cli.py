@@ -281,10 +281,26 @@ def test_predict_unknown_district_exits_2_with_suggestions(runner: CliRunner) ->
     ],
 )
 def test_predict_bad_options_exit_2(runner: CliRunner, args: list[str], message: str) -> None:
-    result = runner.invoke(cli, ["predict", *args])
-    assert result.exit_code == 2, result.output
-    assert message in result.output
-    assert "Traceback" not in result.output
+    assert_user_error(runner.invoke(cli, ["predict", *args]), message)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "--level", "0.99"], "0.99 is not in the range 0.5<=x<=0.95"),
+        (["score"], "Missing argument 'SOURCE'"),
+        (["valuate"], "No such command 'valuate'"),
+        (["db", "prune"], "No such command 'prune'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_the_help_to_read(
+    runner: CliRunner, args: list[str], message: str
+) -> None:
+    # click prints the usage and a hint on lines of their own; here they are one line.
+    result = runner.invoke(cli, args, prog_name="imovsp")
+    assert_user_error(result, message)
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.strip().endswith("--help')")
 
 
 def test_predict_bad_json_file_exits_2(runner: CliRunner, tmp_path: Path) -> None:

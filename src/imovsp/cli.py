@@ -132,7 +132,25 @@ model_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineErrors(click.Group):
+    """A group whose commands' usage errors (a bad option value, a missing argument) end with
+    one line, as every other user mistake does: click would print the usage and a hint first.
+    The hint to ``--help`` stays, on the same line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if exc.ctx is None:
+                raise
+            where = exc.ctx.command_path
+            raise click.UsageError(f"{exc.format_message()} (see '{where} --help')") from None
+
+
+@click.group(
+    cls=OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="imovsp")
 @click.pass_context
 def cli(ctx: click.Context) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -10,9 +11,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from imovsp.cli import cli
+from imovsp.cli import cli, valuation_lines
+from imovsp.features import Property
 from imovsp.synthetic import synthetic_listings
-from imovsp.valuer import Valuer
+from imovsp.valuer import Reason, Valuer
 
 pytestmark = pytest.mark.usefixtures("env")
 
@@ -262,6 +264,10 @@ def test_predict_json_from_file(runner: CliRunner, tmp_path: Path) -> None:
     assert answer["negotiation"] == "rent"
     assert answer["defaulted"] == []
     assert 500 < answer["price"] < 50_000
+    # BRL per m² to the centavo, as the API gives them.
+    for key in ("price_m2", "district_median_price_m2"):
+        assert answer[key] > 0
+        assert answer[key] == round(answer[key], 2)
 
 
 def test_predict_unknown_district_exits_2_with_suggestions(runner: CliRunner) -> None:
@@ -358,3 +364,17 @@ def test_predict_too_many_comparables_exits_2(runner: CliRunner) -> None:
     result = runner.invoke(cli, [*args, "--comparables", "21"])
     assert result.exit_code == 2
     assert "21 is not in the range 0<=x<=20" in result.output
+
+
+def test_readable_lines_say_one_room_and_no_negative_zero(valuer: Valuer) -> None:
+    found = valuer.value(Property("sale", "Moema", 80, 2, 2, 1, 1), explain=True, comparables=1)
+    assert found.reasons is not None
+    assert found.comparables is not None
+    tiny = Reason("elevator", "no", -0.04, -0.3)  # rounds to nothing
+    one = dataclasses.replace(found.comparables[0], rooms=1, suites=1)
+    lines = valuation_lines(
+        dataclasses.replace(found, reasons=(*found.reasons, tiny), comparables=(one,))
+    )
+    assert any(re.search(r"elevator +no +\+0\.0%  R\$ \+0$", line) for line in lines), lines
+    assert "-0" not in "".join(line for line in lines if line.strip().startswith("elevator"))
+    assert any(", 1 room, 1 suite, " in line for line in lines), lines

@@ -535,6 +535,10 @@ def _round(price: float, negotiation: str) -> float:
     return round(price, -1 if negotiation == "rent" else -3)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def valuation_json(valuation: Valuation) -> dict[str, Any]:
     prop = valuation.property
     result: dict[str, Any] = {
@@ -543,7 +547,9 @@ def valuation_json(valuation: Valuation) -> dict[str, Any]:
         "price_high": _round(valuation.price_high or 0.0, prop.negotiation),
         "level": valuation.level,
         "price_m2": round(valuation.price_m2, 2),
-        "district_median_price_m2": valuation.district_median_price_m2,
+        "district_median_price_m2": (
+            None if (median := valuation.district_median_price_m2) is None else round(median, 2)
+        ),
         "negotiation": prop.negotiation,
         "district": prop.district,
         "size_m2": prop.size_m2,
@@ -575,16 +581,16 @@ def valuation_lines(valuation: Valuation) -> list[str]:
     if valuation.reasons is not None:
         lines.append(f"why, from a typical apartment at R$ {valuation.baseline or 0:,.0f}{per}:")
         for r in valuation.reasons:
-            lines.append(
-                f"  {r.feature:<14} {r.value:<32} {r.effect_pct:+7.1f}%  R$ {r.effect_brl:+,.0f}"
-            )
+            # Rounded first: an effect that rounds to nothing is +0.0%, not -0.0%.
+            pct, brl = round(r.effect_pct, 1) + 0.0, round(r.effect_brl) + 0
+            lines.append(f"  {r.feature:<14} {r.value:<32} {pct:+7.1f}%  R$ {brl:+,}")
     if valuation.comparables is not None:
         lines.append(f"{len(valuation.comparables)} comparable listings:")
         for c in valuation.comparables:
             lines.append(
                 f"  R$ {c.price:>11,.0f}  R$ {c.price_m2:>7,.0f}/m²  {c.distance_km:5.1f} km  "
-                f"{c.district}, {c.size_m2:g} m², {c.rooms} rooms, {c.suites} suites, "
-                f"{c.parking} parking"
+                f"{c.district}, {c.size_m2:g} m², {_count(c.rooms, 'room')}, "
+                f"{_count(c.suites, 'suite')}, {c.parking} parking"
             )
     return lines
 

@@ -296,7 +296,8 @@ def test_predict_bad_options_exit_2(runner: CliRunner, args: list[str], message:
         (["predict", "--level", "0.99"], "0.99 is not in the range 0.5<=x<=0.95"),
         (["score"], "Missing argument 'SOURCE'"),
         (["valuate"], "No such command 'valuate'"),
-        (["db", "prune"], "No such command 'prune'"),
+        (["db", "prune"], "Missing option '--older-than'"),
+        (["db", "vacuum"], "No such command 'vacuum'"),
     ],
 )
 def test_usage_errors_are_one_line_with_the_help_to_read(

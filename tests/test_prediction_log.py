@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,18 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from imovsp.api import create_app
 from imovsp.api.feedback import FeedbackOut
+from imovsp.cli import cli
 from imovsp.features import Property
 from imovsp.monitoring import feedback as prediction_log_feedback
 from imovsp.monitoring import recorder as prediction_log
 from imovsp.monitoring.store import Store, feedback, head, metadata, valuations
-from imovsp.settings import Settings
+from imovsp.settings import Settings, get_settings
 from imovsp.valuer import Valuer
 from test_api import SANTANA, assert_error
 from test_api_serve import BIN, free_port, server_env, stop, wait_ready
@@ -425,3 +428,58 @@ def test_feedback_finds_a_valuation_another_worker_still_holds(
         this.close()
     assert stored["request_id"] == "elsewhere"
     assert stored["negotiation"] == "sale"
+
+
+def test_prune_deletes_old_valuations_and_keeps_those_with_feedback(
+    database: str, valuer: Valuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(database)
+    store.upgrade()
+    prop, defaulted = valuer.builder.complete(**SANTANA)
+    valued = valuer.value(prop, defaulted=tuple(defaulted))
+    now, day = time.time(), 86_400.0
+    ages = [100 * day] * 6 + [10 * day] * 3  # six past 90 days, three recent
+    store.insert_valuations(
+        [
+            prediction_log.row((now - age, "api", f"r{i}", None, SANTANA, valued, 0.002))
+            for i, age in enumerate(ages)
+        ]
+    )
+    (taught,) = store.find_valuations("r0")
+    store.insert_feedback(
+        valuation_id=taught.id, request_id="r0", actual_price=800_000.0, kind="sold"
+    )
+    monkeypatch.setenv("IMOVSP_DATABASE_URL", database)
+    get_settings.cache_clear()
+
+    def prune(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["db", "prune", *args])
+        assert result.exit_code == 0, result.output
+        return str(result.stdout.strip().splitlines()[-1])
+
+    try:
+        said = prune("--older-than", "90d", "--dry-run")
+        assert "would delete 5 valuations recorded before" in said
+        assert said.endswith("; 1 with feedback kept")
+        assert len(rows(database)) == 9
+        # A few rows per transaction, as on a busy log.
+        steps: list[int] = []
+        before = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=90)
+        assert store.prune(before, batch=2, progress=steps.append) == (5, 1)
+        assert steps == [2, 4, 5]
+        assert sorted(r["request_id"] for r in rows(database)) == ["r0", "r6", "r7", "r8"]
+        assert "deleted 0 valuations" in prune("--older-than", "90d")
+        said = prune("--older-than", "90d", "--with-feedback")
+        assert "deleted 1 valuation recorded" in said
+        assert "kept" not in said
+        assert [r["request_id"] for r in rows(database)] == ["r6", "r7", "r8"]
+        assert rows(database, feedback) == []
+        bad = CliRunner().invoke(cli, ["db", "prune", "--older-than", "soon"])
+        assert bad.exit_code == 2
+        assert bad.output.strip() == (
+            "Error: --older-than 'soon' is neither a duration (30m, 12h, 7d, 2w) nor an ISO "
+            "date or time (2026-11-01, 2026-11-01T08:00)"
+        )
+    finally:
+        store.dispose()
+        get_settings.cache_clear()

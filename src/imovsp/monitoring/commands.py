@@ -74,6 +74,56 @@ def upgrade(ctx: click.Context) -> None:
     click.echo(f"prediction log at {store.url}: schema {after} ({done})")
 
 
+@db.command()
+@click.option(
+    "--older-than",
+    required=True,
+    help="Delete valuations recorded before this long ago (90d, 12w) or this ISO date (UTC).",
+)
+@click.option(
+    "--with-feedback",
+    is_flag=True,
+    help="Also delete old valuations that have feedback, and their feedback (kept by default: "
+    "the live error is measured on them).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.pass_context
+def prune(ctx: click.Context, older_than: str, with_feedback: bool, dry_run: bool) -> None:
+    """Delete old valuations from the prediction log, which otherwise grows for ever.
+
+    A few thousand rows per transaction, so a running service's writes wait little. (SQLite
+    keeps the file's size; new valuations reuse the pages freed.)
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from imovsp.monitoring.monitor import parse_since
+
+    try:
+        before = parse_since(older_than, datetime.now(UTC).replace(tzinfo=None), "--older-than")
+    except ValueError as exc:
+        fail(str(exc))
+    store = _store(_settings(ctx))
+
+    def progress(deleted: int) -> None:
+        click.echo(f"  {deleted:,} deleted", err=True)
+
+    try:
+        deleted, kept = store.prune(
+            before, with_feedback=with_feedback, dry_run=dry_run, progress=progress
+        )
+    except SQLAlchemyError as exc:
+        _unreachable(store, exc)
+    finally:
+        store.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    kept_note = f"; {kept:,} with feedback kept" if kept else ""
+    click.echo(
+        f"prediction log at {store.url}: {verb} {deleted:,} valuation{'' if deleted == 1 else 's'}"
+        f" recorded before "
+        f"{before:%Y-%m-%d %H:%M} UTC{kept_note}"
+    )
+
+
 @click.command()
 @click.option(
     "--since",

@@ -46,8 +46,9 @@ class Thresholds:
         )
 
 
-def parse_since(text: str, now: datetime) -> datetime:
-    """``7d``, ``12h``, ``30m``, ``2w`` before ``now``, or an ISO date or time (UTC)."""
+def parse_since(text: str, now: datetime, option: str = "--since") -> datetime:
+    """``7d``, ``12h``, ``30m``, ``2w`` before ``now``, or an ISO date or time (UTC); errors
+    name the command-line ``option`` it came from."""
     match = DURATION.match(text)
     if match:
         amount, unit = float(match.group(1)), UNITS[match.group(2)]
@@ -56,13 +57,13 @@ def parse_since(text: str, now: datetime) -> datetime:
         since = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
-            f"--since {text!r} is neither a duration (30m, 12h, 7d, 2w) nor an ISO date or time "
+            f"{option} {text!r} is neither a duration (30m, 12h, 7d, 2w) nor an ISO date or time "
             "(2026-11-01, 2026-11-01T08:00)"
         ) from None
     if since.tzinfo is not None:  # the log stores naive UTC
         since = since.astimezone(UTC).replace(tzinfo=None)
     if since > now:
-        raise ValueError(f"--since {text!r} is in the future")
+        raise ValueError(f"{option} {text!r} is in the future")
     return since
 
 

@@ -9,7 +9,7 @@ service at start). Times are stored in UTC, without a zone.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError
 MIGRATIONS = "imovsp.monitoring:migrations"
 KINDS = {"sold": "sale", "rented": "rent", "listed": None}  # feedback kind -> negotiation
 SOURCES = ("api", "batch", "web", "legacy")
+PRUNE_BATCH = 5000  # valuations deleted per transaction by ``imovsp db prune``
 
 metadata = sa.MetaData()
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
@@ -252,6 +253,49 @@ class Store:
                 },
             )
             return int(result.scalar_one()), now
+
+    # -- retention --------------------------------------------------------------------------
+
+    def prune(
+        self,
+        before: datetime,
+        *,
+        with_feedback: bool = False,
+        dry_run: bool = False,
+        batch: int = PRUNE_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[int, int]:
+        """Delete the valuations recorded before ``before``; ``(deleted, kept)``.
+
+        Those with feedback are kept (the live error is measured on them) unless
+        ``with_feedback``, and then their feedback goes too. Deleted ``batch`` at a time, each
+        in its own short transaction, so that a running service's writes wait little; with
+        ``dry_run``, only counted.
+        """
+        old = valuations.c.created_at < before
+        has_feedback = sa.exists().where(feedback.c.valuation_id == valuations.c.id)
+        doomed = old if with_feedback else old & ~has_feedback
+        count = sa.select(sa.func.count()).select_from(valuations)
+        if dry_run:
+            with self.engine.connect() as conn:
+                total = int(conn.execute(count.where(old)).scalar_one())
+                deleted = int(conn.execute(count.where(doomed)).scalar_one())
+            return deleted, total - deleted
+        deleted = 0
+        while True:
+            with self._begin() as conn:
+                ids = list(conn.scalars(sa.select(valuations.c.id).where(doomed).limit(batch)))
+                if not ids:
+                    break
+                if with_feedback:
+                    conn.execute(feedback.delete().where(feedback.c.valuation_id.in_(ids)))
+                conn.execute(valuations.delete().where(valuations.c.id.in_(ids)))
+            deleted += len(ids)
+            if progress is not None:
+                progress(deleted)
+        with self.engine.connect() as conn:
+            kept = int(conn.execute(count.where(old)).scalar_one())
+        return deleted, kept
 
     # -- reading, for the monitor -----------------------------------------------------------
 

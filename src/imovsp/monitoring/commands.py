@@ -116,10 +116,10 @@ def prune(ctx: click.Context, older_than: str, with_feedback: bool, dry_run: boo
     finally:
         store.dispose()
     verb = "would delete" if dry_run else "deleted"
+    what = "valuation" if deleted == 1 else "valuations"
     kept_note = f"; {kept:,} with feedback kept" if kept else ""
     click.echo(
-        f"prediction log at {store.url}: {verb} {deleted:,} valuation{'' if deleted == 1 else 's'}"
-        f" recorded before "
+        f"prediction log at {store.url}: {verb} {deleted:,} {what} recorded before "
         f"{before:%Y-%m-%d %H:%M} UTC{kept_note}"
     )
 

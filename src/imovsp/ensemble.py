@@ -106,10 +106,10 @@ class Ensemble:
                 total += np.asarray(member.predict(x, **kwargs), dtype=np.float64) + offset(i, x)
             return total / len(self.members)
         total = np.zeros((len(x), len(FEATURES) + 1))
-        for member, target in zip(self.members, TARGETS, strict=True):
+        for i, (member, target) in enumerate(zip(self.members, TARGETS, strict=True)):
             total += np.asarray(member.predict(x, pred_contrib=True, **kwargs), dtype=np.float64)
             if target == LOG_PRICE_M2:
-                total[:, SIZE] += np.log(x[:, SIZE]) - self.log_size_mean
+                total[:, SIZE] += offset(i, x) - self.log_size_mean
                 total[:, -1] += self.log_size_mean
         return total / len(self.members)
 

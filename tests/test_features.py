@@ -43,7 +43,7 @@ def test_predict_one_equals_predict_frame(valuer: Valuer) -> None:
     frame = data.validate(synthetic_listings(20, seed=12).astype(str), require_price=False).frame
     batch = valuer.predict_frame(frame)
     for i, (_, row) in enumerate(frame.iterrows()):
-        prop, _ = valuer.builder.complete(
+        prop = Property(
             negotiation=row["Negotiation Type"],
             district=row["District"],
             size_m2=row["Size"],
@@ -102,19 +102,26 @@ def test_missing_location_is_filled_from_the_district_and_flagged(valuer: Valuer
     assert (located["x_km"], located["y_km"]) == (named["x_km"], named["y_km"])
 
 
-def test_complete_defaults_only_missing_fields_and_says_which(valuer: Valuer) -> None:
-    prop, defaulted = valuer.builder.complete(
-        negotiation="rent", district="Moema", size_m2=120, rooms=4, elevator=True
+def test_prepare_leaves_fields_not_given_unknown_in_the_feature_row(valuer: Valuer) -> None:
+    prop = valuer.prepare(
+        {"negotiation": "rent", "district": "moema", "size_m2": 120, "rooms": 4, "elevator": True}
     )
-    assert prop.rooms == 4
-    assert prop.elevator is True
-    assert "rooms" not in defaulted
-    assert "elevator" not in defaulted
-    assert {"toilets", "suites", "parking", "condo_fee", "furnished"} <= set(defaulted)
-    small, _ = valuer.builder.complete(negotiation="rent", district="Moema", size_m2=35)
-    assert small.rooms <= prop.toilets + 4  # typical values are plausible counts
-    assert small.condo_fee is not None
-    assert small.condo_fee < prop.condo_fee
+    assert (prop.district, prop.rooms, prop.elevator) == ("Moema", 4, True)
+    assert (prop.toilets, prop.furnished, prop.condo_fee) == (None, None, None)
+    assert prop.not_given == (
+        "toilets", "suites", "parking", "condo_fee", "furnished", "swimming_pool", "new", "location"
+    )  # fmt: skip
+    row = dict(zip(FEATURES, valuer.builder.row(prop)[0], strict=True))
+    for name in ("toilets", "suites", "parking", "condo_fee", "furnished", "swimming_pool", "new"):
+        assert np.isnan(row[name]), name  # unknown, not a typical value
+    assert (row["rooms"], row["elevator"], row["location_estimated"]) == (4.0, 1.0, 1.0)
+
+
+def test_typical_values_are_plausible_context(valuer: Valuer) -> None:
+    small, large = valuer.builder.typical(35), valuer.builder.typical(200)
+    assert small["rooms"] <= large["rooms"]
+    assert 0 < small["condo_fee"] < large["condo_fee"]
+    assert valuer.typical(35, ["rooms", "location"]) == {"rooms": small["rooms"]}
 
 
 def test_training_rows_do_not_see_their_own_price() -> None:
@@ -132,13 +139,27 @@ def test_training_rows_do_not_see_their_own_price() -> None:
 
 
 def test_value_reports_district_median_and_estimated_location(valuer: Valuer) -> None:
-    valuation = valuer.value(Property("rent", "moema", 70, 2, 2, 1, 1), defaulted=("condo_fee",))
+    valuation = valuer.value(
+        valuer.prepare(
+            {
+                "negotiation": "rent",
+                "district": "moema",
+                "size_m2": 70,
+                "rooms": 2,
+                "toilets": 2,
+                "suites": 1,
+                "parking": 1,
+            }
+        )
+    )
     assert valuation.property.district == "Moema"
     assert valuation.location_estimated is True
     assert valuation.price_m2 == pytest.approx(valuation.price / 70)
     assert valuation.district_median_price_m2 is not None
     assert valuation.district_median_price_m2 > 0
-    assert valuation.defaulted == ("condo_fee",)
+    assert valuation.not_given == (
+        "condo_fee", "elevator", "furnished", "swimming_pool", "new", "location"
+    )  # fmt: skip
     assert valuation.model_version == valuer.version
 
 

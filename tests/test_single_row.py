@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from imovsp import data
@@ -29,7 +30,7 @@ def test_median_rows_is_numpy_median_to_the_bit(k: int) -> None:
 def test_single_row_predictor_equals_booster_predict(valuer: Valuer) -> None:
     frame = data.validate(synthetic_listings(120, seed=5).astype(str), require_price=False).frame
     for negotiation, model in valuer.boosters.items():
-        booster = model.members[-1]
+        booster = model.masked.members[-1]
         rows = frame[frame[data.NEGOTIATION] == negotiation]
         x = valuer.builder.matrix(frame_columns(rows), negotiation=negotiation)
         x[::5, 5] = np.nan  # missing values take the same branches
@@ -39,40 +40,35 @@ def test_single_row_predictor_equals_booster_predict(valuer: Valuer) -> None:
 
 
 def test_single_row_predictor_refuses_a_wrong_width(valuer: Valuer) -> None:
-    booster = next(iter(valuer.boosters.values())).members[0]
+    booster = next(iter(valuer.boosters.values())).listed.members[0]
     fast = SingleRowPredictor(booster, booster.num_feature())
     with pytest.raises(ValueError, match=f"expected one row of {booster.num_feature()} features"):
         fast.predict(np.zeros(3))
 
 
+def partly_given(n: int, seed: int) -> pd.DataFrame:
+    """Validated synthetic listings with fields left out the way people leave them out (empty
+    cells), so that both of the routed ensembles and several range classes are used."""
+    raw = synthetic_listings(n, seed=seed).astype(str)
+    raw.loc[::3, ["Toilets", "Suites"]] = ""
+    raw.loc[1::4, ["Latitude", "Longitude"]] = ""
+    raw.loc[2::5, ["Elevator", "New", "Rooms"]] = ""
+    raw.loc[::7, "Condo"] = "0"
+    return data.validate(raw, require_price=False, allow_missing=True).frame
+
+
 def test_predict_one_equals_predict_frame(valuer: Valuer) -> None:
-    frame = data.validate(synthetic_listings(60, seed=8).astype(str), require_price=False).frame
+    frame = partly_given(60, seed=8)
     batch = valuer.predict_frame(frame)
     cols = frame_columns(frame)
-    for i in range(len(frame)):
-        prop = valuer.builder.complete(
-            negotiation=cols["negotiation"][i],
-            district=cols["district"][i],
-            size_m2=cols["size_m2"][i],
-            rooms=cols["rooms"][i],
-            toilets=cols["toilets"][i],
-            suites=cols["suites"][i],
-            parking=cols["parking"][i],
-            condo_fee=cols["condo_fee"][i],
-            elevator=bool(cols["elevator"][i]),
-            furnished=bool(cols["furnished"][i]),
-            swimming_pool=bool(cols["swimming_pool"][i]),
-            new=bool(cols["new"][i]),
-            latitude=None if np.isnan(cols["latitude"][i]) else cols["latitude"][i],
-            longitude=None if np.isnan(cols["longitude"][i]) else cols["longitude"][i],
-        )[0]
+    props = column_properties(cols)
+    assert {p.not_given for p in props} > {()}  # complete and partial ones
+    for i, prop in enumerate(props):
         assert valuer.predict_one(prop) == batch[i]
 
 
 def test_feature_row_equals_the_matrix_row_to_the_bit(valuer: Valuer) -> None:
-    raw = synthetic_listings(150, seed=12).astype(str)
-    raw.loc[::4, "Condo"] = "0"  # unknown condo fees
-    frame = data.validate(raw, require_price=False).frame
+    frame = partly_given(150, seed=12)
     cols = frame_columns(frame)
     assert np.isnan(cols["latitude"]).any()  # some locations estimated from the district
     for negotiation in data.NEGOTIATIONS:
@@ -98,21 +94,18 @@ def test_feature_row_equals_the_matrix_row_to_the_bit(valuer: Valuer) -> None:
 def test_value_many_equals_value_one_by_one_to_the_bit(
     valuer: Valuer, negotiations: tuple[str, ...], n: int, explain: bool, comparables: int
 ) -> None:
-    raw = synthetic_listings(200, seed=30 + n).astype(str)
-    raw.loc[::3, "Condo"] = "0"  # unknown condo fees
-    frame = data.validate(raw, require_price=False).frame
+    frame = partly_given(200, seed=30 + n)
     frame = frame[frame[data.NEGOTIATION].isin(negotiations)].head(n)
     cols = frame_columns(frame)
     cols["district"] = np.array([valuer.builder.resolve_district(d) for d in cols["district"]])
     props = column_properties(cols)
     assert len(props) == n
     options = {"level": 0.9, "explain": explain, "comparables": comparables}
-    defaulted = [("rooms",) if i % 2 else () for i in range(n)]
-    together = valuer.value_many(props, defaulted=defaulted, **options)
+    together = valuer.value_many(props, **options)
     assert len(together) == n
-    for prop, filled, valuation in zip(props, defaulted, together, strict=True):
-        # The property, price, range, reasons and comparables, in input order.
-        assert valuation == valuer.value(prop, defaulted=filled, **options)
+    for prop, valuation in zip(props, together, strict=True):
+        # The property, price, range, hints, reasons and comparables, in input order.
+        assert valuation == valuer.value(prop, **options)
 
 
 def test_value_many_refuses_the_whole_call_for_one_unknown_district(valuer: Valuer) -> None:

@@ -24,9 +24,11 @@ def test_same_seed_gives_the_same_model() -> None:
         x = a.builder.matrix(
             {k: v[:20] for k, v in training.frame_columns(frame).items()}, negotiation=negotiation
         )
-        np.testing.assert_array_equal(
-            a.boosters[negotiation].predict(x), b.boosters[negotiation].predict(x)
-        )
+        for listed in (np.ones(len(x), bool), np.zeros(len(x), bool)):
+            np.testing.assert_array_equal(
+                a.boosters[negotiation].predict(x, listed=listed),
+                b.boosters[negotiation].predict(x, listed=listed),
+            )
 
 
 def test_split_keeps_test_rows_apart_and_stratifies() -> None:

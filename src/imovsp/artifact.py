@@ -37,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
-# 2: spread models, range calibration and comparables; 3: a per-area member, gzipped model text
-SCHEMA_VERSION = 3
+# 2: spread models, range calibration and comparables; 3: a per-area member, gzipped model text;
+# 4: trained on masked copies (fields not given are unknown), ranges calibrated per class of fields
+SCHEMA_VERSION = 4
 METADATA = "metadata.json"
 ARRAYS = "arrays.npz"
 CURRENT = "CURRENT"

@@ -139,8 +139,13 @@ def in_city(lat: Any, lon: Any) -> Any:
     return (lat >= lat_lo) & (lat <= lat_hi) & (lon >= lon_lo) & (lon <= lon_hi)
 
 
-def validate(raw: pd.DataFrame, *, require_price: bool = True) -> Validated:
-    """Validate and clean raw listings (strings as read), keeping a reason for every rejection."""
+def validate(
+    raw: pd.DataFrame, *, require_price: bool = True, allow_missing: bool = False
+) -> Validated:
+    """Validate and clean raw listings (strings as read), keeping a reason for every rejection.
+
+    With ``allow_missing`` (scoring), an empty count or flag means "not given" and stays NaN;
+    training listings must have them all. An empty condo fee is unknown either way, as a 0."""
     check_columns(raw.columns, require_price=require_price)
     report = DataReport(rows_read=len(raw))
     reasons = pd.Series([None] * len(raw), index=raw.index, dtype=object)
@@ -158,6 +163,8 @@ def validate(raw: pd.DataFrame, *, require_price: bool = True) -> Validated:
         if col == "Condo":  # an empty fee means unknown, as 0 does in the published data
             bad &= text != ""
             values = values.fillna(0.0)
+        elif allow_missing and col in (*COUNT_COLUMNS, *FLAG_COLUMNS):
+            bad &= ~_empty(text)
         reject(bad, f"{col} is not a number")
         out[col] = values.astype(float)
 
@@ -166,9 +173,10 @@ def validate(raw: pd.DataFrame, *, require_price: bool = True) -> Validated:
     reject(out["Size"] <= 0, "Size must be > 0")
     reject(out["Condo"] < 0, "Condo must be ≥ 0")
     for col in COUNT_COLUMNS:
-        reject((out[col] < 0) | (out[col] % 1 != 0), f"{col} must be a whole number ≥ 0")
+        given = out[col].notna()
+        reject(given & ((out[col] < 0) | (out[col] % 1 != 0)), f"{col} must be a whole number ≥ 0")
     for col in FLAG_COLUMNS:
-        reject(~out[col].isin([0.0, 1.0]), f"{col} must be 0 or 1")
+        reject(out[col].notna() & ~out[col].isin([0.0, 1.0]), f"{col} must be 0 or 1")
 
     negotiation = raw[NEGOTIATION].astype(str).str.strip().str.lower()
     reject(~negotiation.isin(NEGOTIATIONS), "Negotiation Type must be sale or rent")
@@ -191,6 +199,11 @@ def validate(raw: pd.DataFrame, *, require_price: bool = True) -> Validated:
     report.coordinates_missing = int((missing & valid).sum())
     report.rows_kept = int(valid.sum())
     return Validated(frame=out[valid], errors=reasons, report=report)
+
+
+def _empty(text: pd.Series) -> pd.Series:
+    """Cells that hold nothing: empty, or what pandas and Parquet write for a missing value."""
+    return text.isin(["", "nan", "NaN", "None", "<NA>"])
 
 
 def prepare_training(raw: pd.DataFrame) -> Validated:

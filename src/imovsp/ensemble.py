@@ -42,7 +42,7 @@ MEMBERS: tuple[tuple[str, dict[str, Any], float, str], ...] = (
 )
 TARGETS = tuple(target for *_, target in MEMBERS)
 # Keys of the tuned parameters that are not LightGBM's.
-OWN_PARAMS = ("num_rounds", "scale", "log_size_mean")
+OWN_PARAMS = ("num_rounds", "scale", "log_size_mean", "masked")
 
 
 def member_params(params: dict[str, Any], index: int) -> tuple[dict[str, Any], int]:
@@ -119,3 +119,54 @@ class Ensemble:
 
     def num_trees(self) -> int:
         return sum(int(m.num_trees()) for m in self.members)
+
+
+class Routed:
+    """One negotiation type's value model: a flat with every field given (a condo fee of 0
+    included, as the listings give it) is priced by the ensemble trained on the listings as
+    listed; any other by the one trained on them and on their masked copies (fields left out
+    the way people leave them out, see :func:`imovsp.training.masked_copies`). On repeated
+    splits the masked ensemble is far more accurate when fields are missing, and the listed one
+    more accurate on listings as listed (docs/benchmarks.md)."""
+
+    def __init__(self, listed: Ensemble, masked: Ensemble) -> None:
+        self.listed, self.masked = listed, masked
+
+    def pick(self, listed: bool) -> Ensemble:
+        """The listed ensemble, or the masked one (see :func:`imovsp.features.listed_columns`)."""
+        return self.listed if listed else self.masked
+
+    def predict(
+        self, x: np.ndarray, *, listed: np.ndarray, pred_contrib: bool = False, **kwargs: Any
+    ) -> np.ndarray:
+        """:meth:`Ensemble.predict` of each row by the ensemble that prices it: the listed one
+        where ``listed`` (see :func:`imovsp.features.listed_columns`), else the masked one."""
+        listed = np.asarray(listed, dtype=bool)
+        width = len(FEATURES) + 1 if pred_contrib else None
+        out = np.empty((len(x), width) if width else len(x))
+        for ensemble, rows in ((self.listed, listed), (self.masked, ~listed)):
+            if rows.any():
+                out[rows] = ensemble.predict(x[rows], pred_contrib=pred_contrib, **kwargs)
+        return out
+
+    def ensembles(self) -> dict[str, Ensemble]:
+        """The two ensembles by the suffix of their artifact names (``""``, ``"masked"``)."""
+        return {"": self.listed, MASKED: self.masked}
+
+    def feature_name(self) -> list[str]:
+        return self.listed.feature_name()
+
+    def num_trees(self) -> int:
+        return self.listed.num_trees() + self.masked.num_trees()
+
+
+MASKED = "masked"
+
+
+def routed_names(negotiation: str) -> dict[str, list[str]]:
+    """Artifact model names of both ensembles' members: ``sale``, ``sale-extra``, …,
+    ``sale-masked``, ``sale-masked-extra``, …"""
+    return {
+        "": member_names(negotiation),
+        MASKED: member_names(f"{negotiation}-{MASKED}"),
+    }

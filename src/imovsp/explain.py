@@ -18,6 +18,8 @@ from imovsp.features import FEATURES, ROTATED, Property
 
 LOCATION = "location"
 CONDO = "condo_fee"
+# A field the caller did not give: its effect is what not knowing it does to the price.
+NOT_GIVEN = "not given"
 _LOCATION_PARTS = ("district", "x_km", "y_km", *ROTATED, "location_estimated")
 _LOCATION_PREFIXES = ("nn", "similar", "other_nn")
 
@@ -39,13 +41,15 @@ def describe(group: str, prop: Property) -> str:
     """The property's value of a reason, readable."""
     if group == LOCATION:
         if prop.latitude is None or prop.longitude is None:
-            return f"{prop.district} (district centre)"  # no coordinates were given
+            return f"{prop.district} (coordinates {NOT_GIVEN})"
         return f"{prop.district} ({prop.latitude:.4f}, {prop.longitude:.4f})"
     if group == "size_m2":
         return f"{prop.size_m2:g} m²"
     if group == CONDO:
-        return f"R$ {prop.condo_fee:,.0f}/month" if prop.condo_fee else "unknown"
+        return f"R$ {prop.condo_fee:,.0f}/month" if prop.condo_fee else NOT_GIVEN
     value = getattr(prop, group)
+    if value is None:
+        return NOT_GIVEN
     if isinstance(value, bool):
         return "yes" if value else "no"
     return f"{value:g}"

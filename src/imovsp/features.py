@@ -13,6 +13,7 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from math import nan
 from typing import Any
 
 import numpy as np
@@ -58,8 +59,83 @@ FEATURES = (
     f"other_nn{OTHER}_log_price_m2",
 )
 CATEGORICAL = ("district",)
-# Fields a caller may leave out; they default to what is typical for a flat of that size.
+# Fields a caller may leave out. One not given reaches the model as unknown (NaN), never as an
+# invented value: the model is trained on copies of the listings with fields masked the way
+# people leave them out (see :data:`FIELD_SETS`). What is typical for the size is only shown.
 TYPICAL = ("rooms", "toilets", "suites", "parking", "condo_fee", *FLAGS)
+COUNTS = ("rooms", "toilets", "suites", "parking")
+LOCATION = "location"  # latitude and longitude, given together or not at all
+OPTIONAL = (*TYPICAL, LOCATION)
+# The ways people describe a flat, each as the optional fields it gives (negotiation, district
+# and size are always given). Training masks copies of every listing to each of these, and
+# evaluation reports each.
+FIELD_SETS: dict[str, tuple[str, ...]] = {
+    "complete": OPTIONAL,
+    "no_location": TYPICAL,
+    "no_condo_fee": tuple(f for f in OPTIONAL if f != "condo_fee"),
+    "basic": COUNTS,
+    "district_size": (),
+}
+# The groups of fields whose presence sets a range's calibration class (one bit each): a class
+# holds the rows that gave the same groups, whatever their other fields.
+GROUPS = {LOCATION: (LOCATION,), "condo_fee": ("condo_fee",), "counts": COUNTS, "flags": FLAGS}
+N_CLASSES = 2 ** len(GROUPS)
+
+
+def pattern_class(not_given: Sequence[str]) -> int:
+    """The calibration class of a property whose ``not_given`` fields are unknown: one bit per
+    group of :data:`GROUPS` that is given whole."""
+    missing = set(not_given)
+    return sum(
+        1 << bit for bit, group in enumerate(GROUPS.values()) if not missing.intersection(group)
+    )
+
+
+def class_groups(klass: int) -> tuple[str, ...]:
+    """The groups of :data:`GROUPS` that class ``klass`` gives."""
+    return tuple(name for bit, name in enumerate(GROUPS) if klass >> bit & 1)
+
+
+def calibration_class(not_given: Sequence[str], *, listed: bool) -> int:
+    """A range's calibration class: :func:`pattern_class`, and apart from it the flats priced
+    by the listed ensemble (see :func:`listed_columns`), whose errors are their own."""
+    return pattern_class(not_given) + (N_CLASSES if listed else 0)
+
+
+def listed_columns(cols: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Which rows of feature columns the ensemble trained on the listings as listed prices:
+    those that give every field. A condo fee of 0 counts as given here: it is what the
+    listings themselves say when the fee is unknown or none, and that ensemble learnt what it
+    means in them; a fee not given at all (NaN) is a person's "don't know"."""
+    given = (
+        ~np.isnan(cols["condo_fee"]) & ~np.isnan(cols["latitude"]) & ~np.isnan(cols["longitude"])
+    )
+    for name in (*COUNTS, *FLAGS):
+        given &= ~np.isnan(cols[name])
+    out: np.ndarray = given
+    return out
+
+
+def mask(cols: Mapping[str, np.ndarray], not_given: Sequence[str]) -> dict[str, np.ndarray]:
+    """Copy of feature columns with the ``not_given`` fields (of :data:`OPTIONAL`) unknown."""
+    out = dict(cols)
+    for name in not_given:
+        for column in ("latitude", "longitude") if name == LOCATION else (name,):
+            out[column] = np.full(len(cols["size_m2"]), np.nan)
+    return out
+
+
+def not_given_columns(cols: Mapping[str, np.ndarray]) -> list[tuple[str, ...]]:
+    """Per row of feature columns, the optional fields that are unknown (NaN; a condo fee of
+    0 is unknown, as in the published listings)."""
+    unknown = {name: np.isnan(cols[name]) for name in TYPICAL if name != "condo_fee"}
+    unknown["condo_fee"] = ~(cols["condo_fee"] > 0)
+    unknown[LOCATION] = np.isnan(cols["latitude"]) | np.isnan(cols["longitude"])
+    return [
+        tuple(name for name in OPTIONAL if unknown[name][i]) for i in range(len(cols["size_m2"]))
+    ]
+
+
 SIZE_BINS = (0.0, 40.0, 50.0, 60.0, 75.0, 90.0, 120.0, 160.0, 220.0, 320.0, np.inf)
 # Raw column of the published schema for each property field.
 RAW_NAMES = {
@@ -91,20 +167,21 @@ class UnknownDistrictError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Property:
-    """One apartment to value. ``condo_fee`` 0 or ``None`` and missing coordinates mean unknown."""
+    """One apartment to value. A field that is ``None`` was not given: the model prices it as
+    unknown (a ``condo_fee`` of 0 is unknown too, as in the published listings)."""
 
     negotiation: str
     district: str
     size_m2: float
-    rooms: int
-    toilets: int
-    suites: int
-    parking: int
+    rooms: int | None = None
+    toilets: int | None = None
+    suites: int | None = None
+    parking: int | None = None
     condo_fee: float | None = None
-    elevator: bool = False
-    furnished: bool = False
-    swimming_pool: bool = False
-    new: bool = False
+    elevator: bool | None = None
+    furnished: bool | None = None
+    swimming_pool: bool | None = None
+    new: bool | None = None
     latitude: float | None = None
     longitude: float | None = None
 
@@ -115,6 +192,8 @@ class Property:
             raise ValueError(f"size_m2 must be a number > 0, not {self.size_m2!r}")
         for name in ("rooms", "toilets", "suites", "parking"):
             value = getattr(self, name)
+            if value is None:
+                continue
             if not (isinstance(value, int | float) and value >= 0 and float(value).is_integer()):
                 raise ValueError(f"{name} must be a whole number ≥ 0, not {value!r}")
         if self.condo_fee is not None and not (
@@ -123,50 +202,64 @@ class Property:
             raise ValueError(f"condo_fee must be a number ≥ 0, not {self.condo_fee!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        """Its fields as JSON values: counts as whole numbers, flags as booleans, an unknown
-        condo fee as ``None`` (what the API answers and the prediction log stores)."""
+        """Its fields as JSON values: counts as whole numbers, flags as booleans, a field not
+        given (an unknown condo fee included) as ``None`` (what the API answers and the
+        prediction log stores)."""
         return {
             "negotiation": self.negotiation,
             "district": self.district,
             "size_m2": self.size_m2,
-            "rooms": int(self.rooms),
-            "toilets": int(self.toilets),
-            "suites": int(self.suites),
-            "parking": int(self.parking),
+            **{name: _maybe(int, getattr(self, name)) for name in COUNTS},
             "condo_fee": self.condo_fee or None,
-            "elevator": bool(self.elevator),
-            "furnished": bool(self.furnished),
-            "swimming_pool": bool(self.swimming_pool),
-            "new": bool(self.new),
+            **{name: _maybe(bool, getattr(self, name)) for name in FLAGS},
             "latitude": self.latitude,
             "longitude": self.longitude,
         }
+
+    @property
+    def listed(self) -> bool:
+        """Whether the ensemble of the listings as listed prices it (see
+        :func:`listed_columns`): every field given, a condo fee of 0 included."""
+        return (
+            self.latitude is not None
+            and self.longitude is not None
+            and all(getattr(self, name) is not None for name in TYPICAL)
+        )
+
+    @property
+    def not_given(self) -> tuple[str, ...]:
+        """The optional fields (:data:`OPTIONAL`) this property leaves unknown."""
+        located = self.latitude is not None and self.longitude is not None
+        given = {name: getattr(self, name) is not None for name in TYPICAL}
+        given.update(condo_fee=bool(self.condo_fee), location=located)
+        return tuple(name for name in OPTIONAL if not given[name])
 
     def columns(self) -> dict[str, np.ndarray]:
         """This property as feature columns of length one."""
         return property_columns([self])
 
 
+def _maybe(kind: Any, value: Any) -> Any:
+    """``kind(value)``, or ``None`` for a value not given (``None`` or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return kind(value)
+
+
 def column_properties(cols: Mapping[str, np.ndarray]) -> list[Property]:
     """Feature columns (see :func:`frame_columns`) as properties, one per row: the inverse of
-    :meth:`Property.columns` (an unknown location is ``None``)."""
+    :meth:`Property.columns` (an unknown field is ``None``)."""
     out = []
     for i in range(len(cols["size_m2"])):
-        located = not np.isnan(cols["latitude"][i])
+        located = not (np.isnan(cols["latitude"][i]) or np.isnan(cols["longitude"][i]))
         out.append(
             Property(
                 negotiation=str(cols["negotiation"][i]),
                 district=str(cols["district"][i]),
                 size_m2=float(cols["size_m2"][i]),
-                rooms=int(cols["rooms"][i]),
-                toilets=int(cols["toilets"][i]),
-                suites=int(cols["suites"][i]),
-                parking=int(cols["parking"][i]),
-                condo_fee=float(cols["condo_fee"][i]),
-                elevator=bool(cols["elevator"][i]),
-                furnished=bool(cols["furnished"][i]),
-                swimming_pool=bool(cols["swimming_pool"][i]),
-                new=bool(cols["new"][i]),
+                **{name: _maybe(int, float(cols[name][i])) for name in COUNTS},
+                condo_fee=_maybe(float, float(cols["condo_fee"][i])),
+                **{name: _maybe(bool, float(cols[name][i])) for name in FLAGS},
                 latitude=float(cols["latitude"][i]) if located else None,
                 longitude=float(cols["longitude"][i]) if located else None,
             )
@@ -405,18 +498,6 @@ class FeatureBuilder:
                 out[name] = round(float(value))
         return out
 
-    def complete(self, **given: Any) -> tuple[Property, list[str]]:
-        """A :class:`Property` from the fields given; missing ones take typical values.
-
-        Returns the property and the names of the fields that were defaulted.
-        """
-        defaulted = [name for name in TYPICAL if given.get(name) is None]
-        if not defaulted:  # nothing to fill: no need for the typical values
-            return Property(**given), defaulted
-        typical = self.typical(float(given["size_m2"]))
-        values = {**given, **{name: typical[name] for name in defaulted}}
-        return Property(**values), defaulted
-
     def _index_districts(self) -> None:
         self.codes_ = {name: i for i, name in enumerate(self.districts_)}
         self.folded_ = {data.fold(name): name for name in self.districts_}
@@ -489,7 +570,7 @@ class FeatureBuilder:
         y = (lat - ORIGIN[0]) * KM_PER_DEG_LAT
         size = float(prop.size_m2)
         log_size = float(np.log(size))
-        condo = float(prop.condo_fee) if prop.condo_fee and prop.condo_fee > 0 else np.nan
+        condo = float(prop.condo_fee) if prop.condo_fee and prop.condo_fee > 0 else nan
         index = self.neighbours_[prop.negotiation]
         prices = index.price_list_
         n = len(prices)
@@ -507,15 +588,15 @@ class FeatureBuilder:
             [
                 [
                     size,
-                    prop.rooms,
-                    prop.toilets,
-                    prop.suites,
-                    prop.parking,
+                    nan if prop.rooms is None else prop.rooms,
+                    nan if prop.toilets is None else prop.toilets,
+                    nan if prop.suites is None else prop.suites,
+                    nan if prop.parking is None else prop.parking,
                     condo,
-                    prop.elevator,
-                    prop.furnished,
-                    prop.swimming_pool,
-                    prop.new,
+                    nan if prop.elevator is None else prop.elevator,
+                    nan if prop.furnished is None else prop.furnished,
+                    nan if prop.swimming_pool is None else prop.swimming_pool,
+                    nan if prop.new is None else prop.new,
                     x,
                     y,
                     *rotated(x, y).values(),

@@ -96,57 +96,102 @@ def signed_quantiles(scores: np.ndarray, level: float, below: float) -> tuple[fl
     return float(scores[low_rank - 1]), float(scores[high_rank - 1])
 
 
+# A calibration class needs at least this many rows for scores of its own (the 95% range's
+# ends are the 2.5% and 97.5% ranks); a class with fewer uses the pooled scores of all rows.
+MIN_CLASS_ROWS = 200
+
+
+@dataclass
+class ClassScores:
+    """One calibration class's sorted signed scores ``r / sigma`` and median sigma."""
+
+    scores: np.ndarray
+    typical_sigma: float
+
+
 @dataclass
 class Calibration:
-    """What one negotiation type's ranges need: the spread model and the sorted scores."""
+    """What one negotiation type's ranges need: the spread model and the sorted scores, pooled
+    and per calibration class (Mondrian conformal: rows that gave the same groups of fields,
+    see :func:`imovsp.features.pattern_class`, are calibrated on their own)."""
 
     spread: lgb.Booster
-    scores: np.ndarray  # sorted r / sigma of the calibration rows
+    scores: np.ndarray  # sorted r / sigma of all the calibration rows
     floor: float  # the smallest sigma ever used
     # The calibration rows' median sigma, which chooses how the misses are shared between the
     # two sides.
     typical_sigma: float
-    _ends: dict[float, tuple[float, float]] = field(default_factory=dict, repr=False)
+    classes: dict[int, ClassScores] = field(default_factory=dict)
+    _ends: dict[tuple[int, float], tuple[float, float]] = field(default_factory=dict, repr=False)
 
     def sigma(self, x: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
         predicted = self.spread.predict(x, num_threads=num_threads)
         return np.asarray(np.maximum(np.asarray(predicted, dtype=float), self.floor), dtype=float)
 
-    def ends(self, level: float) -> tuple[float, float]:
-        """The range at ``level`` in units of sigma around the log median: ``(lo, hi)``."""
-        found = self._ends.get(level)
+    def of_class(self, klass: int) -> ClassScores:
+        """The scores that class ``klass`` is calibrated on (the pooled ones if it has none)."""
+        found = self.classes.get(klass)
+        return found if found is not None else ClassScores(self.scores, self.typical_sigma)
+
+    def ends(self, level: float, klass: int = -1) -> tuple[float, float]:
+        """The range at ``level`` in units of sigma around the log median, ``(lo, hi)``, for
+        calibration class ``klass`` (-1: the pooled scores)."""
+        key = (klass, level)
+        found = self._ends.get(key)
         if found is None:
-            found = self._choose_ends(check_level(level))  # ~0.1 ms, then remembered
+            found = self._choose_ends(check_level(level), klass)  # ~0.1 ms, then remembered
             if len(self._ends) >= MAX_REMEMBERED_LEVELS:  # callers choose levels: stay bounded
                 self._ends.clear()
-            self._ends[level] = found
+            self._ends[key] = found
         return found
 
-    def _choose_ends(self, level: float) -> tuple[float, float]:
-        s = self.typical_sigma
-        candidates = [signed_quantiles(self.scores, level, b) for b in BELOW_SHARES]
+    def _choose_ends(self, level: float, klass: int) -> tuple[float, float]:
+        chosen = self.of_class(klass)
+        s = chosen.typical_sigma
+        candidates = [signed_quantiles(chosen.scores, level, b) for b in BELOW_SHARES]
         return min(candidates, key=lambda e: math.exp(s * e[1]) - math.exp(s * e[0]))
 
     def bounds(
-        self, log_median: np.ndarray, sigma: np.ndarray, price: np.ndarray, level: float
+        self,
+        log_median: np.ndarray,
+        sigma: np.ndarray,
+        price: np.ndarray,
+        level: float,
+        klass: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Low and high prices at ``level``, for the model's (unscaled) ``log_median``, its
-        ``sigma`` and the point estimate ``price``."""
-        lo, hi = self.ends(level)
+        ``sigma``, the point estimate ``price`` and each row's calibration ``klass``."""
+        klass = np.full(len(log_median), -1) if klass is None else np.asarray(klass)
+        lo, hi = np.empty(len(log_median)), np.empty(len(log_median))
+        for k in np.unique(klass):
+            m = klass == k
+            lo[m], hi[m] = self.ends(level, int(k))
         low = np.minimum(np.exp(log_median + lo * sigma), price)
         high = np.maximum(np.exp(log_median + hi * sigma), price)
         return low, high
 
     def bounds_one(
-        self, log_median: float, spread: float, price: float, level: float
+        self, log_median: float, spread: float, price: float, level: float, klass: int = -1
     ) -> tuple[float, float]:
         """:meth:`bounds` of one property from its raw ``spread`` model output, without
         building arrays (their overhead is most of the cost for one value)."""
-        lo, hi = self.ends(level)
+        lo, hi = self.ends(level, klass)
         sigma = max(spread, self.floor)
         low = math.exp(log_median + lo * sigma)
         high = math.exp(log_median + hi * sigma)
         return min(low, price), max(high, price)
+
+    def width(self, sigma: float, level: float, klass: int) -> float:
+        """The range's width at ``level`` relative to its centre ``exp(log_median)`` for a row
+        of ``sigma`` in class ``klass``."""
+        lo, hi = self.ends(level, klass)
+        return math.exp(hi * sigma) - math.exp(lo * sigma)
+
+    def width_if(self, sigma: float, level: float, klass: int, other: int) -> float:
+        """What :meth:`width` would be in class ``other`` (the row with more fields given): its
+        sigma scaled as the two classes' typical sigmas."""
+        ratio = self.of_class(other).typical_sigma / self.of_class(klass).typical_sigma
+        return self.width(max(sigma * ratio, self.floor), level, other)
 
     def summary(self) -> dict[str, Any]:
         lo80, hi80 = self.ends(0.8)
@@ -157,6 +202,10 @@ class Calibration:
             "typical_sigma": round(self.typical_sigma, 5),
             "ends80": [round(lo80, 4), round(hi80, 4)],
             "ends90": [round(lo90, 4), round(hi90, 4)],
+            "classes": {
+                str(k): {"rows": len(c.scores), "typical_sigma": round(c.typical_sigma, 5)}
+                for k, c in sorted(self.classes.items())
+            },
         }
 
 
@@ -174,23 +223,51 @@ def _fit_spread(x: np.ndarray, target: np.ndarray, seed: int) -> lgb.Booster:
     return lgb.train({**SPREAD_PARAMS, "seed": seed}, _spread_dataset(x, target), SPREAD_ROUNDS)
 
 
-def calibrate(
-    x: np.ndarray, log_price: np.ndarray, oof: np.ndarray, *, seed: int, folds: int = SPREAD_FOLDS
-) -> Calibration:
-    """Fit the spread model and the conformal scores from out-of-fold predictions ``oof`` of
-    rows with features ``x`` and actual ``log_price`` (see the module doc)."""
+def listing_folds(listing: np.ndarray, *, folds: int, seed: int) -> list[tuple[Any, Any]]:
+    """K-fold splits of rows that keep every copy of a listing in the same fold (a masked copy
+    in the fitting rows would tell the model the price of its held-out original)."""
     from sklearn.model_selection import KFold  # as in imovsp.training: not for servers
 
+    ids = np.unique(listing)
+    out = []
+    for _, held_ids in KFold(folds, shuffle=True, random_state=seed).split(ids):
+        held = np.isin(listing, ids[held_ids])
+        out.append((np.flatnonzero(~held), np.flatnonzero(held)))
+    return out
+
+
+def calibrate(
+    x: np.ndarray,
+    log_price: np.ndarray,
+    oof: np.ndarray,
+    *,
+    seed: int,
+    folds: int = SPREAD_FOLDS,
+    listing: np.ndarray | None = None,
+    klass: np.ndarray | None = None,
+) -> Calibration:
+    """Fit the spread model and the conformal scores from out-of-fold predictions ``oof`` of
+    rows with features ``x`` and actual ``log_price`` (see the module doc). Rows that are
+    copies of one ``listing`` are cross-fitted together; ``klass`` gives each row's
+    calibration class (see :class:`Calibration`)."""
+    listing = np.arange(len(x)) if listing is None else listing
     residual = log_price - oof
     size = np.abs(residual)
     sigma = np.empty(len(residual))
-    for fit_rows, held in KFold(folds, shuffle=True, random_state=seed).split(x):
+    for fit_rows, held in listing_folds(listing, folds=folds, seed=seed):
         model = _fit_spread(x[fit_rows], size[fit_rows], seed)
         sigma[held] = model.predict(x[held])
     typical = float(np.median(sigma))
     floor = FLOOR_SHARE * typical
-    scores = np.sort(residual / np.maximum(sigma, floor))
-    return Calibration(_fit_spread(x, size, seed), scores, floor, typical)
+    sigma = np.maximum(sigma, floor)
+    normalised = residual / sigma
+    classes = {}
+    if klass is not None:
+        for k in np.unique(klass):
+            m = klass == k
+            if m.sum() >= MIN_CLASS_ROWS:
+                classes[int(k)] = ClassScores(np.sort(normalised[m]), float(np.median(sigma[m])))
+    return Calibration(_fit_spread(x, size, seed), np.sort(normalised), floor, typical, classes)
 
 
 def range_metrics(
@@ -200,11 +277,12 @@ def range_metrics(
     price: np.ndarray,
     calibration: Calibration,
     levels: tuple[float, ...] = LEVELS,
+    klass: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """Empirical coverage (%) and median width ``(high - low) / price`` (%) at each level."""
     out = {}
     for level in levels:
-        low, high = calibration.bounds(log_median, sigma, price, level)
+        low, high = calibration.bounds(log_median, sigma, price, level, klass)
         out[f"{level:.2f}"] = {
             "coverage": round(100 * float(np.mean((actual >= low) & (actual <= high))), 1),
             "median_width": round(100 * float(np.median((high - low) / price)), 1),

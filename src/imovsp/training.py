@@ -29,8 +29,21 @@ import pandas as pd
 
 from imovsp import comparables, data, drift, ensemble, ranges
 from imovsp.comparables import ComparableIndex
-from imovsp.ensemble import Ensemble
-from imovsp.features import CATEGORICAL, FEATURES, FeatureBuilder, frame_columns
+from imovsp.ensemble import MASKED, Ensemble, Routed
+from imovsp.features import (
+    CATEGORICAL,
+    FEATURES,
+    FIELD_SETS,
+    GROUPS,
+    LOCATION,
+    OPTIONAL,
+    FeatureBuilder,
+    calibration_class,
+    frame_columns,
+    listed_columns,
+    mask,
+    not_given_columns,
+)
 from imovsp.metrics import by_negotiation
 
 # scikit-learn (the splits, the seed approach's forest) is imported inside the functions that
@@ -65,6 +78,7 @@ GRID: dict[str, list[Any]] = {"num_leaves": [31]}
 # out-of-fold predictions of the train rows only.
 SCALES = np.round(np.arange(0.92, 1.0201, 0.005), 3)
 MAX_ROUNDS = 3000
+
 Progress = Callable[[str], None]
 
 
@@ -77,7 +91,7 @@ class TrainResult:
     """A fitted model and everything the artifact and the report say about it."""
 
     builder: FeatureBuilder
-    boosters: dict[str, Ensemble]
+    boosters: dict[str, Routed]
     params: dict[str, dict[str, Any]]
     metrics: dict[str, Any]
     cv: dict[str, Any] = field(default_factory=dict)
@@ -100,15 +114,70 @@ def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataF
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
+@dataclass
+class Design:
+    """The training matrix of one negotiation type: each listing as listed and as people
+    describe a flat (see :func:`masked_copies`)."""
+
+    x: np.ndarray
+    y: np.ndarray  # log price
+    listing: np.ndarray  # the listing each row is a copy of (folds keep copies together)
+    klass: np.ndarray  # the range calibration class of each row (features.calibration_class)
+    listed: np.ndarray  # the rows the listed ensemble prices (see features.listed_columns)
+
+    @property
+    def listing_rows(self) -> slice:
+        """The rows of the listings as listed: the first copy."""
+        return slice(0, int(self.listing.max(initial=-1)) + 1)
+
+
+def masked_copies(cols: dict[str, np.ndarray], *, seed: int) -> list[dict[str, np.ndarray]]:
+    """The columns of listings as listed, masked to each partial field set of
+    :data:`imovsp.features.FIELD_SETS`, and once more with each group of fields left out at
+    random (half the time each), so that the model and the ranges see every mix of fields."""
+    copies = [cols]
+    copies += [
+        mask(cols, [f for f in OPTIONAL if f not in given])
+        for name, given in FIELD_SETS.items()
+        if name != "complete"
+    ]
+    rng = np.random.default_rng(seed)
+    n = len(cols["size_m2"])
+    drawn = dict(cols)
+    for group in GROUPS.values():
+        drop = rng.random(n) < 0.5
+        for name in group:
+            for column in ("latitude", "longitude") if name == LOCATION else (name,):
+                drawn[column] = np.where(drop, np.nan, cols[column])
+    copies.append(drawn)
+    return copies
+
+
 def _design(
-    builder: FeatureBuilder, frame: pd.DataFrame, negotiation: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features and log-price labels of the ``negotiation`` rows of ``frame``."""
+    builder: FeatureBuilder, frame: pd.DataFrame, negotiation: str, *, seed: int = 0
+) -> Design:
+    """Features and log-price labels of the ``negotiation`` rows of ``frame``, each listing
+    once as listed and once per masked copy (see :func:`masked_copies`)."""
     rows = frame[frame[data.NEGOTIATION] == negotiation]
-    # Each training row is left out of its own neighbourhood features.
+    cols = frame_columns(rows)
+    # Each training row is left out of its own neighbourhood features, in every copy.
     self_ids = np.arange(len(rows))
-    x = builder.matrix(frame_columns(rows), negotiation=negotiation, self_ids=self_ids)
-    return x, np.log(rows[data.PRICE].to_numpy(float))
+    copies = masked_copies(cols, seed=seed)
+    x = np.concatenate(
+        [builder.matrix(c, negotiation=negotiation, self_ids=self_ids) for c in copies]
+    )
+    listed = np.concatenate([listed_columns(c) for c in copies])
+    klass = np.array(
+        [
+            calibration_class(missing, listed=bool(route))
+            for missing, route in zip(
+                (m for c in copies for m in not_given_columns(c)), listed, strict=True
+            )
+        ],
+        dtype=np.int64,
+    )
+    y = np.log(rows[data.PRICE].to_numpy(float))
+    return Design(x, np.tile(y, len(copies)), np.tile(self_ids, len(copies)), klass, listed)
 
 
 def _dataset(x: np.ndarray, y: np.ndarray) -> lgb.Dataset:
@@ -124,17 +193,21 @@ def _dataset(x: np.ndarray, y: np.ndarray) -> lgb.Dataset:
 
 
 def tune(
-    x: np.ndarray, y: np.ndarray, *, seed: int, folds: int
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    folds: int,
+    listing: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cross-validate the grid on features ``x`` and log prices ``y``; return the best
-    parameters and the CV log.
+    """Cross-validate the grid on features ``x`` and log prices ``y`` (rows that are copies
+    of one ``listing`` kept in one fold); return the best parameters and the CV log.
 
     The log includes the out-of-fold predictions of the best setting (``oof``, log price),
     which choose the output scale here and calibrate the price ranges.
     """
-    from sklearn.model_selection import KFold  # not at the top: see the note there
-
-    splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
+    listing = np.arange(len(y)) if listing is None else listing
+    splits = ranges.listing_folds(listing, folds=folds, seed=seed)
     trials: list[dict[str, Any]] = []
     cv_boosters: list[Any] = []
     for values in itertools.product(*GRID.values()):
@@ -187,10 +260,18 @@ def best_scale(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 def fit(
     frame: pd.DataFrame, params: dict[str, dict[str, Any]]
-) -> tuple[FeatureBuilder, dict[str, Ensemble]]:
-    """Fit the feature builder and one ensemble per negotiation type on ``frame``."""
+) -> tuple[FeatureBuilder, dict[str, Routed]]:
+    """Fit the feature builder and one routed model per negotiation type on ``frame``: the
+    listed ensemble on the listings, the masked one on them and their masked copies."""
     builder = FeatureBuilder().fit(frame)
-    boosters = {n: fit_ensemble(*_design(builder, frame, n), p) for n, p in params.items()}
+    boosters = {}
+    for n, p in params.items():
+        design = _design(builder, frame, n, seed=int(p["seed"]))
+        listed = design.listing_rows
+        boosters[n] = Routed(
+            fit_ensemble(design.x[listed], design.y[listed], p),
+            fit_ensemble(design.x, design.y, p[MASKED]),
+        )
     return builder, boosters
 
 
@@ -206,19 +287,29 @@ def fit_ensemble(x: np.ndarray, y: np.ndarray, params: dict[str, Any]) -> Ensemb
 
 def estimate(
     builder: FeatureBuilder,
-    boosters: dict[str, Ensemble],
+    boosters: dict[str, Routed],
     calibrations: dict[str, ranges.Calibration],
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | dict[str, np.ndarray],
     params: dict[str, dict[str, Any]],
 ) -> dict[str, np.ndarray]:
-    """Per row of ``frame``: ``price``, the unscaled ``log_median`` and the range's ``sigma``."""
-    cols = frame_columns(frame)
-    out = {k: np.full(len(frame), np.nan) for k in ("price", "log_median", "sigma")}
+    """Per row of ``frame`` (listings, or their feature columns): ``price``, the unscaled
+    ``log_median``, the range's ``sigma`` and its calibration class ``klass``."""
+    cols = frame_columns(frame) if isinstance(frame, pd.DataFrame) else frame
+    n_rows = len(cols["size_m2"])
+    out = {k: np.full(n_rows, np.nan) for k in ("price", "log_median", "sigma")}
+    listed = listed_columns(cols)
+    out["klass"] = np.array(
+        [
+            calibration_class(missing, listed=bool(route))
+            for missing, route in zip(not_given_columns(cols), listed, strict=True)
+        ],
+        dtype=np.int64,
+    )
     for negotiation, booster in boosters.items():
         m = cols["negotiation"] == negotiation
         if m.any():
             x = builder.matrix({k: v[m] for k, v in cols.items()}, negotiation=negotiation)
-            out["log_median"][m] = booster.predict(x)
+            out["log_median"][m] = booster.predict(x, listed=listed[m])
             out["price"][m] = params[negotiation]["scale"] * np.exp(out["log_median"][m])
             out["sigma"][m] = calibrations[negotiation].sigma(x)
     return out
@@ -236,7 +327,7 @@ def with_ranges(
     for n, calibration in calibrations.items():
         m = (negotiation == n) & np.isfinite(est["price"])
         low, high = calibration.bounds(
-            est["log_median"][m], est["sigma"][m], est["price"][m], level
+            est["log_median"][m], est["sigma"][m], est["price"][m], level, est["klass"][m]
         )
         out.loc[m, "price_low"], out.loc[m, "price_high"] = low, high
     return out
@@ -252,11 +343,73 @@ def range_metrics(
     negotiation = frame[data.NEGOTIATION].to_numpy()
     return {
         n: ranges.range_metrics(
-            actual[m], est["log_median"][m], est["sigma"][m], est["price"][m], calibration
+            actual[m],
+            est["log_median"][m],
+            est["sigma"][m],
+            est["price"][m],
+            calibration,
+            klass=est["klass"][m],
         )
         for n, calibration in calibrations.items()
         if (m := negotiation == n).any()
     }
+
+
+def pattern_metrics(
+    builder: FeatureBuilder,
+    boosters: dict[str, Routed],
+    calibrations: dict[str, ranges.Calibration],
+    frame: pd.DataFrame,
+    params: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """For each field set of :data:`imovsp.features.FIELD_SETS` and negotiation type, the
+    listings of ``frame`` valued from those fields only: MAPE, median APE, the 80% and 90%
+    ranges' coverage and median width, and beside them the rule of thumb (the district's
+    median price per m² in ``builder``'s listings times the size)."""
+    cols = frame_columns(frame)
+    actual = frame[data.PRICE].to_numpy(float)
+    negotiation = cols["negotiation"]
+    thumb = np.array(
+        [
+            (builder.district_price_m2(d, n) or np.nan) * size
+            for d, n, size in zip(cols["district"], negotiation, cols["size_m2"], strict=True)
+        ]
+    )
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, given in FIELD_SETS.items():
+        masked = mask(cols, [f for f in OPTIONAL if f not in given])
+        est = estimate(builder, boosters, calibrations, masked, params)
+        out[name] = {}
+        for n, calibration in calibrations.items():
+            m = negotiation == n
+            if not m.any():
+                continue
+            ape = np.abs(est["price"][m] - actual[m]) / actual[m]
+            thumb_ape = np.abs(thumb[m] - actual[m]) / actual[m]
+            row = {
+                "rows": int(m.sum()),
+                "mape": round(100 * float(np.mean(ape)), 2),
+                "median_ape": round(100 * float(np.median(ape)), 2),
+            }
+            found = ranges.range_metrics(
+                actual[m],
+                est["log_median"][m],
+                est["sigma"][m],
+                est["price"][m],
+                calibration,
+                levels=(0.8, 0.9),
+                klass=est["klass"][m],
+            )
+            row |= {
+                "coverage80": found["0.80"]["coverage"],
+                "width80": found["0.80"]["median_width"],
+                "coverage90": found["0.90"]["coverage"],
+                "width90": found["0.90"]["median_width"],
+                "thumb_mape": round(100 * float(np.nanmean(thumb_ape)), 2),
+                "thumb_median_ape": round(100 * float(np.nanmedian(thumb_ape)), 2),
+            }
+            out[name][n] = row
+    return out
 
 
 def seed_design(frame: pd.DataFrame) -> pd.DataFrame:
@@ -295,16 +448,31 @@ def train(
         if not (train_rows[data.NEGOTIATION] == negotiation).any():
             continue
         progress(f"tuning the {negotiation} model: {folds}-fold CV over {_grid_size()} settings")
-        x, y = _design(builder, train_rows, negotiation)
-        params[negotiation], cv[negotiation] = tune(x, y, seed=seed, folds=folds)
-        rows = train_rows[train_rows[data.NEGOTIATION] == negotiation]
-        oof[negotiation] = (cv[negotiation].pop("oof"), rows[data.PRICE].to_numpy(float))
+        design = _design(builder, train_rows, negotiation, seed=seed)
+        x, y, listed = design.x, design.y, design.listing_rows
+        params[negotiation], cv[negotiation] = tune(x[listed], y[listed], seed=seed, folds=folds)
         best = cv[negotiation]["best"]
+        progress(f"  listed: {best['params']}, {best['rounds']} trees")
+        progress(f"tuning the {negotiation} model of partial descriptions on {len(y)} copies")
+        masked, masked_cv = tune(x, y, seed=seed, folds=folds, listing=design.listing)
+        progress(f"  masked: {masked_cv['best']['rounds']} trees")
+        # Each row's out-of-fold estimate by the ensemble that would price it (see Routed);
+        # a row the listed ensemble prices is, in any copy, its listing as listed.
+        oof_all = masked_cv.pop("oof")
+        listed_oof = cv[negotiation].pop("oof")
+        full = design.listed
+        oof_all[full] = listed_oof[design.listing[full]]
+        scale = best_scale(np.exp(y), np.exp(oof_all))
+        params[negotiation] |= {"scale": scale, MASKED: {**masked, "scale": scale}}
+        cv[negotiation][MASKED] = masked_cv
+        # The listings as listed: what monitoring's reference compares live valuations with.
+        oof[negotiation] = (oof_all[listed], np.exp(y[listed]))
         progress(
-            f"  best {best['params']}, {best['rounds']} trees, scale {params[negotiation]['scale']}"
+            f"calibrating the {negotiation} ranges on the out-of-fold predictions (scale {scale})"
         )
-        progress(f"calibrating the {negotiation} ranges on the out-of-fold predictions")
-        calibrations[negotiation] = ranges.calibrate(x, y, oof[negotiation][0], seed=seed)
+        calibrations[negotiation] = ranges.calibrate(
+            x, y, oof_all, seed=seed, listing=design.listing, klass=design.klass
+        )
         cv[negotiation]["calibration"] = calibrations[negotiation].summary()
 
     progress("fitting on the train rows and scoring the test rows")
@@ -338,6 +506,7 @@ def train(
         },
         "test": results,
         "ranges": range_metrics(test_rows, est, calibrations),
+        "patterns": pattern_metrics(eval_builder, eval_boosters, calibrations, test_rows, params),
         "seconds": round(time.perf_counter() - started, 1),
     }
     return TrainResult(

@@ -25,9 +25,17 @@ from imovsp.artifact import Artifact, ArtifactError
 from imovsp.comparables import MAX_COMPARABLES, ComparableIndex
 from imovsp.data import DataReport
 from imovsp.drift import Reference
-from imovsp.ensemble import MEMBERS, SIZE, Ensemble, member_names
-from imovsp.features import FEATURES, FeatureBuilder, Property, property_columns
-from imovsp.ranges import DEFAULT_LEVEL, Calibration
+from imovsp.ensemble import MASKED, MEMBERS, SIZE, Ensemble, Routed, routed_names
+from imovsp.features import (
+    FEATURES,
+    GROUPS,
+    N_CLASSES,
+    FeatureBuilder,
+    Property,
+    calibration_class,
+    property_columns,
+)
+from imovsp.ranges import DEFAULT_LEVEL, Calibration, ClassScores
 from imovsp.single_row import SingleRowPredictor
 from imovsp.training import TrainResult
 
@@ -72,6 +80,19 @@ class Comparable:
 
 
 @dataclass(frozen=True, slots=True)
+class Sharpen:
+    """A group of fields not given, and what the range would become with it."""
+
+    fields: tuple[str, ...]  # e.g. ("location",) or ("toilets", "suites")
+    width_pct: float  # the range's width, (high - low) / price in percent, with them given
+
+    def message(self, width_now: float | None) -> str:
+        """e.g. ``give location: ±14% instead of ±23%`` (half the width either side)."""
+        now = "" if width_now is None else f" instead of ±{width_now / 2:.0f}%"
+        return f"give {', '.join(self.fields)}: ±{self.width_pct / 2:.0f}%{now}"
+
+
+@dataclass(frozen=True, slots=True)
 class Valuation:
     """One property valued: the price and everything said about it.
 
@@ -79,10 +100,12 @@ class Valuation:
     interfaces can render any of them without changing shape.
     """
 
-    property: Property  # as understood: known district spelling, defaults filled in
+    property: Property  # as understood: known district spelling; None for fields not given
     price: float  # BRL; a monthly rent for rentals
     model_version: str
-    defaulted: tuple[str, ...] = ()
+    not_given: tuple[str, ...] = ()  # optional fields priced as unknown (features.OPTIONAL)
+    # What is usual for a flat of this size, for the fields not given: context, never priced.
+    typical: dict[str, float | bool] | None = None
     location_estimated: bool = False
     price_m2: float = 0.0
     district_median_price_m2: float | None = None
@@ -92,6 +115,14 @@ class Valuation:
     baseline: float | None = None  # the typical apartment's price that reasons start from
     reasons: tuple[Reason, ...] | None = None
     comparables: tuple[Comparable, ...] | None = None
+    # The groups of fields not given that would narrow the range, narrowest first.
+    sharpen: tuple[Sharpen, ...] = ()
+
+    def width_pct(self) -> float | None:
+        """The range's width, (high - low) / price, in percent."""
+        if self.price_low is None or self.price_high is None:
+            return None
+        return 100 * (self.price_high - self.price_low) / self.price
 
 
 class Valuer:
@@ -100,7 +131,7 @@ class Valuer:
     def __init__(
         self,
         builder: FeatureBuilder,
-        boosters: Mapping[str, Ensemble],
+        boosters: Mapping[str, Routed],
         metadata: dict[str, Any],
         *,
         calibrations: Mapping[str, Calibration],
@@ -117,8 +148,10 @@ class Valuer:
         self.reference = reference
         self.path: Path | None = None  # the model directory, once saved or loaded
         self.load_seconds: float | None = None
-        # Per negotiation: the ensemble members' and the spread model's single-row predictors.
-        self._single_row: dict[str, tuple[list[SingleRowPredictor], SingleRowPredictor]] = {}
+        # Per negotiation: the ensembles' members' and the spread model's single-row predictors.
+        self._single_row: dict[
+            str, tuple[dict[str, list[SingleRowPredictor]], SingleRowPredictor]
+        ] = {}
 
     @property
     def version(self) -> str:
@@ -159,7 +192,12 @@ class Valuer:
             "metrics": result.metrics,
             "ranges": {
                 "method": "normalised split-conformal on out-of-fold residuals of the train rows"
-                " (signed scores: the misses are shared between the two sides)",
+                " and their masked copies (signed scores: the misses are shared between the two"
+                " sides), calibrated per class of fields given (Mondrian)",
+                "classes": {
+                    "groups": list(GROUPS),
+                    "min_rows": ranges.MIN_CLASS_ROWS,
+                },
                 "default_level": DEFAULT_LEVEL,
                 "levels": [ranges.MIN_LEVEL, ranges.MAX_LEVEL],
                 "sigma_floor": {n: c.floor for n, c in result.calibrations.items()},
@@ -185,13 +223,23 @@ class Valuer:
         models = {
             name: member.model_to_string()
             for n, model in self.boosters.items()
-            for name, member in zip(member_names(n), model.members, strict=True)
+            for route, names in routed_names(n).items()
+            for name, member in zip(names, model.ensembles()[route].members, strict=True)
         }
         for n, calibration in self.calibrations.items():
             models[f"{n}-spread"] = calibration.spread.model_to_string()
-            # "signed": models saved before the ranges were asymmetric had |r| / sigma under
-            # another name (they lack features of today's models and are refused at load).
             arrays[f"{n}_range_signed_scores"] = calibration.scores
+            # Each calibration class's own scores, one after another, and their counts.
+            klasses = sorted(calibration.classes)
+            arrays[f"{n}_range_classes"] = np.array(
+                [[k, len(calibration.classes[k].scores)] for k in klasses], dtype=np.int64
+            ).reshape(-1, 2)
+            arrays[f"{n}_range_class_scores"] = np.concatenate(
+                [calibration.classes[k].scores for k in klasses] or [np.empty(0)]
+            )
+            arrays[f"{n}_range_class_sigma"] = np.array(
+                [calibration.classes[k].typical_sigma for k in klasses], dtype=float
+            )
         return Artifact(metadata=self.metadata, models=models, arrays=arrays)
 
     def save(self, models_dir: Path, *, make_current: bool = True) -> Path:
@@ -228,17 +276,27 @@ class Valuer:
         for name, booster in models.items():
             if booster.feature_name() != meta["feature_schema"]["features"]:
                 raise ArtifactError(f"{path}: the {name} model's features differ from its metadata")
-        absent = [m for n in negotiations for m in member_names(n) if m not in models]
+        absent = [
+            m
+            for n in negotiations
+            for names in routed_names(n).values()
+            for m in names
+            if m not in models
+        ]
         if absent:
             raise ArtifactError(f"{path} has no model {', '.join(absent)}")
         try:
-            boosters = {
-                n: Ensemble(
-                    [models[m] for m in member_names(n)],
-                    log_size_mean=float(meta["params"][n]["log_size_mean"]),
+            boosters = {}
+            for n in negotiations:
+                names, params = routed_names(n), meta["params"][n]
+                listed, masked = (
+                    Ensemble(
+                        [models[m] for m in names[route]],
+                        log_size_mean=float(p["log_size_mean"]),
+                    )
+                    for route, p in (("", params), (MASKED, params[MASKED]))
                 )
-                for n in negotiations
-            }
+                boosters[n] = Routed(listed, masked)
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(
                 f"{path} cannot be used: no usable log_size_mean ({exc!s})"
@@ -271,6 +329,20 @@ class Valuer:
         # Most callers already spell it as the model does: no copy (and no re-validation) then.
         return prop if district == prop.district else replace(prop, district=district)
 
+    def prepare(self, fields: Mapping[str, Any]) -> Property:
+        """The one way in: the fields a caller gave (the :class:`Property` field names; absent
+        or ``None`` for a field not given) as a property the model can value, its district
+        spelled as the model knows it. A field not given stays unknown: the model was trained
+        to price it so. ``ValueError`` (``UnknownDistrictError`` included) for a property the
+        model cannot value."""
+        return self.resolve(Property(**{k: v for k, v in fields.items() if v is not None}))
+
+    def typical(self, size_m2: float, names: Sequence[str]) -> dict[str, float | bool]:
+        """What is usual for a flat of ``size_m2`` in the training listings, for ``names``
+        (context to show beside a valuation; never priced)."""
+        found = self.builder.typical(size_m2)
+        return {name: found[name] for name in names if name in found}
+
     def _matrix(self, prop: Property) -> np.ndarray:
         return self.builder.row(prop)
 
@@ -278,52 +350,55 @@ class Valuer:
         """The price of one property (sale price, or monthly rent), in BRL."""
         return self._predict_resolved(self.resolve(prop))
 
-    def _row_models(self, negotiation: str) -> tuple[list[SingleRowPredictor], SingleRowPredictor]:
-        """LightGBM's single-row C API for the ensemble and the spread model of ``negotiation``
-        (set up on first use: training never needs it)."""
+    def _row_models(
+        self, negotiation: str
+    ) -> tuple[dict[str, list[SingleRowPredictor]], SingleRowPredictor]:
+        """LightGBM's single-row C API for both ensembles (by route: ``""``, ``"masked"``) and
+        the spread model of ``negotiation`` (set up on first use: training never needs it)."""
         found = self._single_row.get(negotiation)
         if found is None:
             n = len(FEATURES)
-            members = [SingleRowPredictor(m, n) for m in self.boosters[negotiation].members]
+            members = {
+                route: [SingleRowPredictor(m, n) for m in model.members]
+                for route, model in self.boosters[negotiation].ensembles().items()
+            }
             spread = SingleRowPredictor(self.calibrations[negotiation].spread, n)
             found = self._single_row[negotiation] = (members, spread)
         return found
 
-    def _log_median(self, x: np.ndarray, negotiation: str) -> float:
-        """The ensemble's log-price estimate for one feature row."""
+    def _log_median(self, x: np.ndarray, prop: Property) -> float:
+        """The log-price estimate of one property from its feature row, by the ensemble that
+        prices it (see :attr:`Property.listed`)."""
+        negotiation = prop.negotiation
         members, _ = self._row_models(negotiation)
-        outputs = [[p.predict(x)] for p in members]
-        return self.boosters[negotiation].combine(outputs, [float(x[0, SIZE])])[0]
+        route = "" if prop.listed else MASKED
+        outputs = [[p.predict(x)] for p in members[route]]
+        model = self.boosters[negotiation].ensembles()[route]
+        return model.combine(outputs, [float(x[0, SIZE])])[0]
 
     def _predict_resolved(self, prop: Property) -> float:
-        log_median = self._log_median(self._matrix(prop), prop.negotiation)
+        log_median = self._log_median(self._matrix(prop), prop)
         return self.scale[prop.negotiation] * float(np.exp(log_median))
 
     def value(
         self,
         prop: Property,
         *,
-        defaulted: tuple[str, ...] = (),
         level: float = DEFAULT_LEVEL,
         explain: bool = False,
         comparables: int = 0,
     ) -> Valuation:
         """Value one property: the price and its range at ``level`` (0.5 to 0.95), its price
         per m² against the district's median; the reasons if ``explain``; the ``comparables``
-        most similar training listings (0 to 20).
-
-        ``defaulted`` names the fields that were filled with typical values (see
-        :meth:`FeatureBuilder.complete`), to be reported back.
+        most similar training listings (0 to 20). Fields of ``prop`` that are ``None`` are
+        priced as unknown, and the range is calibrated for the fields that were given.
         """
-        return self.value_many(
-            [prop], defaulted=[defaulted], level=level, explain=explain, comparables=comparables
-        )[0]
+        return self.value_many([prop], level=level, explain=explain, comparables=comparables)[0]
 
     def value_many(
         self,
         props: Sequence[Property],
         *,
-        defaulted: Sequence[tuple[str, ...]] | None = None,
         level: float = DEFAULT_LEVEL,
         explain: bool = False,
         comparables: int = 0,
@@ -343,10 +418,6 @@ class Valuer:
                 f"comparables must be a whole number from 0 to {MAX_COMPARABLES}, "
                 f"not {comparables!r}"
             )
-        if defaulted is None:
-            defaulted = [()] * len(props)
-        elif len(defaulted) != len(props):
-            raise ValueError(f"{len(defaulted)} defaulted field lists for {len(props)} properties")
         resolved = [self.resolve(p) for p in props]
         out: list[Valuation | None] = [None] * len(resolved)
         for n in self.negotiations:
@@ -359,13 +430,17 @@ class Valuer:
             for j, i in enumerate(at):
                 prop, row = group[j], x[j : j + 1]
                 price = scale * float(np.exp(log_medians[j]))  # as in the batch path, to the bit
-                low, high = calibration.bounds_one(log_medians[j], spreads[j], price, level)
+                not_given = prop.not_given
+                klass = calibration_class(not_given, listed=prop.listed)
+                low, high = calibration.bounds_one(log_medians[j], spreads[j], price, level, klass)
                 baseline, reasons = self._reasons(prop, row) if explain else (None, None)
                 out[i] = Valuation(
                     property=prop,
                     price=price,
                     model_version=self.version,
-                    defaulted=tuple(defaulted[i]),
+                    not_given=not_given,
+                    typical=self.typical(prop.size_m2, not_given) if not_given else None,
+                    sharpen=_sharpen(calibration, spreads[j], level, klass, not_given, scale),
                     location_estimated=prop.latitude is None or prop.longitude is None,
                     price_m2=price / prop.size_m2,
                     district_median_price_m2=self.builder.district_price_m2(prop.district, n),
@@ -392,25 +467,43 @@ class Valuer:
         runs all its rows in one call. The two give the same numbers to the bit (tested): the
         choice is only about speed.
         """
+        model = self.boosters[negotiation]
         if len(props) < ROWS_TOGETHER:
             members, spread = self._row_models(negotiation)
             x = np.concatenate([self._matrix(p) for p in props])
-            outputs = [[p.predict(row) for row in x] for p in members]
             spreads = [spread.predict(row) for row in x]
+            log_medians = []
+            for prop, row in zip(props, x, strict=True):
+                route = "" if prop.listed else MASKED
+                outputs = [[p.predict(row)] for p in members[route]]
+                log_medians += model.ensembles()[route].combine(outputs, [float(row[SIZE])])
+            return x, log_medians, spreads
         else:
             x = self.builder.matrix(property_columns(props), negotiation=negotiation)
             # One thread, as the single-row call: a server's workers already share the cores.
             # (LightGBM applies num_threads beyond the call, see SingleRowPredictor; as for
             # _reasons, the callers are servers, whose every call wants one thread.)
-            outputs = [_on_one_thread(m, x) for m in self.boosters[negotiation].members]
             spreads = _on_one_thread(self.calibrations[negotiation].spread, x)
-        # Combined as the single-row path combines them, so that both give the same bits.
-        log_medians = self.boosters[negotiation].combine(outputs, x[:, SIZE].tolist())
+        listed = np.array([p.listed for p in props], dtype=bool)
+        log_medians = [0.0] * len(x)
+        for route, ensemble in model.ensembles().items():
+            rows = np.flatnonzero(listed if route == "" else ~listed)
+            if not len(rows):
+                continue
+            sub = x[rows]
+            outputs = [_on_one_thread(m, sub) for m in ensemble.members]
+            # Combined as the single-row path combines them, so that both give the same bits.
+            for i, value in zip(
+                rows, ensemble.combine(outputs, sub[:, SIZE].tolist()), strict=True
+            ):
+                log_medians[i] = value
         return x, log_medians, spreads
 
     def _reasons(self, prop: Property, x: np.ndarray) -> tuple[float, tuple[Reason, ...]]:
         """The typical apartment's price and what moved this one away from it."""
-        contributions = self.boosters[prop.negotiation].predict(x, pred_contrib=True, num_threads=1)
+        contributions = self.boosters[prop.negotiation].predict(
+            x, listed=np.array([prop.listed]), pred_contrib=True, num_threads=1
+        )
         bias, log_effects = explain.grouped(np.asarray(contributions)[0])
         baseline = self.scale[prop.negotiation] * float(np.exp(bias))
         return baseline, tuple(
@@ -422,7 +515,11 @@ class Valuer:
         index = self.listings.get(prop.negotiation)
         if index is None:
             return ()
-        attrs = comparables.table(prop.columns(), np.array([np.nan]), np.array([np.nan]))
+        # Fields not given are looked for at what is typical for the size: a search, not a price.
+        cols = prop.columns()
+        for name, value in self.typical(prop.size_m2, prop.not_given).items():
+            cols[name] = np.array([float(value)])
+        attrs = comparables.table(cols, np.array([np.nan]), np.array([np.nan]))
         return tuple(
             Comparable(
                 **index.describe(match.row, self.builder.districts_),
@@ -463,15 +560,53 @@ class Valuer:
         for n, calibration in self.calibrations.items():
             m = (negotiation == n) & np.isfinite(est["price"])
             low[m], high[m] = calibration.bounds(
-                est["log_median"][m], est["sigma"][m], est["price"][m], level
+                est["log_median"][m], est["sigma"][m], est["price"][m], level, est["klass"][m]
             )
         return est["price"], low, high
+
+    def pattern_metrics(self, frame: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+        """Labelled, validated listings of known districts valued from each field set a person
+        may give (see :func:`imovsp.training.pattern_metrics`)."""
+        rows = frame.assign(
+            **{data.DISTRICT: [self.builder.folded_[data.fold(d)] for d in frame[data.DISTRICT]]}
+        )
+        return training.pattern_metrics(
+            self.builder, self.boosters, self.calibrations, rows, self.metadata["params"]
+        )
 
     def unknown_districts(self, frame: pd.DataFrame) -> np.ndarray:
         """Boolean mask of rows whose district the model does not know."""
         return np.array(
             [data.fold(d) not in self.builder.folded_ for d in frame[data.DISTRICT]], dtype=bool
         )
+
+
+def _sharpen(
+    calibration: Calibration,
+    spread: float,
+    level: float,
+    klass: int,
+    not_given: tuple[str, ...],
+    scale: float,
+) -> tuple[Sharpen, ...]:
+    """For each group of fields not given (see :data:`imovsp.features.GROUPS`), the width the
+    range would have with it given, where that is narrower; narrowest first."""
+    if not not_given:
+        return ()
+    sigma = max(spread, calibration.floor)
+    now = calibration.width(sigma, level, klass)
+    out = []
+    for bit, group in enumerate(GROUPS.values()):
+        if klass >> bit & 1:
+            continue
+        other = klass | 1 << bit
+        if other % N_CLASSES == N_CLASSES - 1:  # every field given: the listed ensemble's
+            other = calibration_class((), listed=True)
+        width = calibration.width_if(sigma, level, klass, other)
+        if width < now:
+            fields = tuple(f for f in group if f in not_given)
+            out.append(Sharpen(fields, round(100 * width / scale, 1)))
+    return tuple(sorted(out, key=lambda s: s.width_pct))
 
 
 def _on_one_thread(booster: lgb.Booster, x: np.ndarray) -> list[float]:
@@ -483,9 +618,20 @@ def _calibration(
     spread: lgb.Booster, meta: dict[str, Any], arrays: Mapping[str, np.ndarray], negotiation: str
 ) -> Calibration:
     """The range calibration of ``negotiation`` as saved."""
+    table = np.asarray(arrays[f"{negotiation}_range_classes"], dtype=np.int64).reshape(-1, 2)
+    scores = np.asarray(arrays[f"{negotiation}_range_class_scores"], dtype=float)
+    sigmas = np.asarray(arrays[f"{negotiation}_range_class_sigma"], dtype=float)
+    if int(table[:, 1].sum()) != len(scores) or len(sigmas) != len(table):
+        raise ValueError(f"the {negotiation} range classes do not match their scores")
+    ends = np.cumsum(table[:, 1])
+    classes = {
+        int(k): ClassScores(scores[end - count : end], float(sigma))
+        for (k, count), end, sigma in zip(table.tolist(), ends.tolist(), sigmas, strict=True)
+    }
     return Calibration(
         spread,
         np.asarray(arrays[f"{negotiation}_range_signed_scores"], dtype=float),
         float(meta["sigma_floor"][negotiation]),
         float(meta["typical_sigma"][negotiation]),
+        classes,
     )

@@ -1,0 +1,225 @@
+"""Partial descriptions: fields not given are priced as unknown, ranges are calibrated for the
+fields given, and every interface says what would narrow the range."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imovsp import data, ranges, training
+from imovsp.batch import ERROR, NOT_GIVEN, PREDICTED, score_frame
+from imovsp.features import (
+    FIELD_SETS,
+    N_CLASSES,
+    OPTIONAL,
+    Property,
+    class_groups,
+    column_properties,
+    frame_columns,
+    listed_columns,
+    mask,
+    not_given_columns,
+    pattern_class,
+)
+from imovsp.synthetic import synthetic_listings
+from imovsp.valuer import Valuer
+
+FULL = Property(
+    "sale",
+    "Pinheiros",
+    95,
+    3,
+    2,
+    1,
+    2,
+    condo_fee=900,
+    elevator=True,
+    furnished=False,
+    swimming_pool=True,
+    new=False,
+    latitude=-23.565,
+    longitude=-46.69,
+)
+
+
+def test_pattern_classes_set_one_bit_per_group_given_whole() -> None:
+    assert pattern_class(()) == N_CLASSES - 1
+    assert pattern_class(OPTIONAL) == 0
+    assert class_groups(pattern_class(("location",))) == ("condo_fee", "counts", "flags")
+    # A count missing is enough to leave the counts group out; flags are one group.
+    assert "counts" not in class_groups(pattern_class(("suites",)))
+    assert class_groups(pattern_class(("new", "condo_fee"))) == ("location", "counts")
+
+
+def test_masked_copies_blank_exactly_the_fields_not_given() -> None:
+    frame = data.prepare_training(synthetic_listings(200, seed=3).astype(str)).frame
+    cols = frame_columns(frame)
+    for given in FIELD_SETS.values():
+        masked = mask(cols, [f for f in OPTIONAL if f not in given])
+        for missing, row_given in zip(
+            not_given_columns(masked), not_given_columns(cols), strict=True
+        ):
+            assert set(missing) == set(row_given) | (set(OPTIONAL) - set(given))
+    copies = training.masked_copies(cols, seed=1)
+    assert len(copies) == len(FIELD_SETS) + 1  # as listed, each partial set, one random mix
+    assert copies[0] is cols
+    random_classes = {pattern_class(m) for m in not_given_columns(copies[-1])}
+    assert len(random_classes) > 8  # the random copy reaches classes no named set does
+
+
+def test_copies_of_a_listing_stay_in_one_fold() -> None:
+    listing = np.tile(np.arange(50), 6)
+    for fit_rows, held in ranges.listing_folds(listing, folds=4, seed=0):
+        assert not set(listing[fit_rows]) & set(listing[held])
+        assert len(held) % 6 == 0
+
+
+def test_prices_depend_only_on_fields_given_not_on_typical_values(valuer: Valuer) -> None:
+    partial = valuer.prepare({"negotiation": "sale", "district": "Pinheiros", "size_m2": 95})
+    assert partial.not_given == OPTIONAL
+    row = valuer.builder.row(partial)[0]
+    assert np.isnan(row[1:10]).all()  # counts, condo fee and flags reach the model unknown
+    # The listed ensemble prices only fully described flats; this one goes to the masked one.
+    assert not partial.listed
+    assert FULL.listed
+
+
+def test_ranges_widen_as_fields_are_missing_and_hints_name_them(valuer: Valuer) -> None:
+    full = valuer.value(FULL)
+    assert full.not_given == ()
+    assert full.sharpen == ()
+    counts = {"rooms": 3, "toilets": 2, "suites": 1, "parking": 2}
+    basic = valuer.value(
+        valuer.prepare({"negotiation": "sale", "district": "Pinheiros", "size_m2": 95, **counts})
+    )
+    assert basic.not_given == (
+        "condo_fee", "elevator", "furnished", "swimming_pool", "new", "location"
+    )  # fmt: skip
+    assert basic.typical is not None
+    assert set(basic.typical) == set(basic.not_given) - {"location"}
+    hinted = [h.fields for h in basic.sharpen]
+    assert hinted, "a basic description has fields that would narrow its range"
+    now = basic.width_pct()
+    assert now is not None
+    for hint in basic.sharpen:
+        assert hint.width_pct < now
+        assert set(hint.fields) <= set(basic.not_given)
+
+
+def test_reasons_say_not_given_and_still_add_up(valuer: Valuer) -> None:
+    prop = valuer.prepare(
+        {"negotiation": "rent", "district": "Pinheiros", "size_m2": 60, "rooms": 2}
+    )
+    valuation = valuer.value(prop, explain=True)
+    assert valuation.reasons is not None
+    assert valuation.baseline is not None
+    said = {r.feature: r.value for r in valuation.reasons}
+    assert said["toilets"] == "not given"
+    assert said["condo_fee"] == "not given"
+    assert said["location"] == "Pinheiros (coordinates not given)"
+    assert said["rooms"] == "2"
+    total = valuation.baseline + sum(r.effect_brl for r in valuation.reasons)
+    assert total == pytest.approx(valuation.price, rel=1e-9)
+
+
+def test_batch_rows_with_empty_cells_are_valued_and_say_what_was_not_given(
+    valuer: Valuer,
+) -> None:
+    raw = synthetic_listings(12, seed=17).astype(str)
+    raw.loc[0, ["Rooms", "Toilets"]] = ""
+    raw.loc[1, ["Latitude", "Longitude", "Elevator"]] = ""
+    raw.loc[2, "Condo"] = "0"
+    raw.loc[3, "Rooms"] = "two"  # not empty: still a mistake
+    scored = score_frame(valuer, raw)
+    assert scored[NOT_GIVEN][0].split(";")[:2] == ["rooms", "toilets"]
+    assert set(scored[NOT_GIVEN][1].split(";")) >= {"elevator", "location"}
+    assert "condo_fee" in scored[NOT_GIVEN][2].split(";")
+    assert scored[ERROR][3] == "Rooms is not a number"
+    assert scored[PREDICTED][:3].notna().all()
+    assert scored[PREDICTED].isna()[3]
+
+
+def test_training_listings_must_still_be_complete() -> None:
+    raw = synthetic_listings(10, seed=2).astype(str)
+    raw.loc[0, "Rooms"] = ""
+    validated = data.validate(raw)
+    assert validated.errors[0] == "Rooms is not a number"
+
+
+def test_training_reports_each_field_set_with_the_rule_of_thumb(
+    trained: training.TrainResult,
+) -> None:
+    patterns = trained.metrics["patterns"]
+    assert list(patterns) == list(FIELD_SETS)
+    for per in patterns.values():
+        for m in per.values():
+            assert 0 < m["mape"] < 100
+            assert 0 <= m["coverage80"] <= m["coverage90"] <= 100
+            assert m["width80"] < m["width90"]
+            assert m["thumb_mape"] > 0
+    # How accuracy and widths change with the fields given is a property of real data (see
+    # docs/benchmarks.md): on the small synthetic file a price depends on little beyond
+    # district and size.
+
+
+def test_calibration_classes_survive_the_artifact(valuer: Valuer, models_dir: Path) -> None:
+    again = Valuer.load(models_dir / (models_dir / "CURRENT").read_text().strip())
+    for n, calibration in valuer.calibrations.items():
+        loaded = again.calibrations[n]
+        assert set(loaded.classes) == set(calibration.classes)
+        assert calibration.classes, "the named field sets have classes of their own"
+        for k, c in calibration.classes.items():
+            np.testing.assert_array_equal(loaded.classes[k].scores, c.scores)
+            assert loaded.ends(0.8, k) == calibration.ends(0.8, k)
+
+
+def test_a_class_without_its_own_scores_uses_the_pooled_ones() -> None:
+    pooled = np.linspace(-2, 2, 101)
+    own = ranges.ClassScores(np.linspace(-1, 1, 301), 0.2)
+    calibration = ranges.Calibration(
+        spread=None,  # type: ignore[arg-type]
+        scores=pooled,
+        floor=0.01,
+        typical_sigma=0.2,
+        classes={3: own},
+    )
+    assert calibration.ends(0.8, 3) != calibration.ends(0.8, 5)
+    assert calibration.ends(0.8, 5) == calibration.ends(0.8)
+    assert calibration.of_class(5).scores is pooled
+    lo, hi = calibration.ends(0.8, 3)
+    assert -1 <= lo < 0 < hi <= 1
+
+
+def test_scoring_writes_the_not_given_column_before_the_error(valuer: Valuer) -> None:
+    raw = synthetic_listings(5, seed=4).astype(str)
+    raw.loc[0, "Parking"] = ""
+    scored = score_frame(valuer, raw)
+    assert list(scored.columns[-5:]) == [
+        "predicted_price",
+        "price_low",
+        "price_high",
+        NOT_GIVEN,
+        ERROR,
+    ]
+    assert scored[NOT_GIVEN][0].startswith("parking")
+    assert isinstance(scored, pd.DataFrame)
+
+
+def test_the_property_routes_as_its_columns_do(valuer: Valuer) -> None:
+    raw = synthetic_listings(80, seed=23).astype(str)
+    raw.loc[::3, "Toilets"] = ""
+    raw.loc[1::4, ["Latitude", "Longitude"]] = ""
+    raw.loc[2::5, "Condo"] = "0"
+    frame = data.validate(raw, require_price=False, allow_missing=True).frame
+    cols = frame_columns(frame)
+    props = column_properties(cols)
+    assert [p.listed for p in props] == listed_columns(cols).tolist()
+    assert {p.listed for p in props} == {True, False}
+    # A condo fee of 0, as listings give it, goes to the listed ensemble; none at all does not.
+    zero = next(p for p in props if p.listed and p.condo_fee == 0)
+    assert "condo_fee" in zero.not_given
+    assert not replace(zero, condo_fee=None).listed

@@ -70,39 +70,57 @@ def value(client: TestClient, body: Any, **kwargs: Any) -> Any:
 # -- success --------------------------------------------------------------------------------
 
 
-def test_valuation_matches_the_valuer_and_lists_defaulted_fields(
+def test_valuation_matches_the_valuer_and_prices_fields_not_given_as_unknown(
     client: TestClient, valuer: Valuer
 ) -> None:
     response = value(client, SANTANA)
     assert response.status_code == 200, response.text
     body = ValuationOut.model_validate(response.json())
-    prop, defaulted = valuer.builder.complete(**{**SANTANA})
+    prop = valuer.prepare(SANTANA)
     expected = valuer.predict_one(prop)
     assert body.price == round(expected, -3)
     assert body.negotiation == "sale"
     assert body.district == "Santana"
     assert not body.per_month
-    assert (
-        body.defaulted
-        == defaulted
-        == [
-            "toilets",
-            "suites",
-            "parking",
-            "condo_fee",
-            "elevator",
-            "furnished",
-            "swimming_pool",
-            "new",
-        ]
-    )
+    not_given = [
+        "toilets",
+        "suites",
+        "parking",
+        "condo_fee",
+        "elevator",
+        "furnished",
+        "swimming_pool",
+        "new",
+        "location",
+    ]
+    assert body.not_given == body.defaulted == list(prop.not_given) == not_given
     assert body.property.rooms == 4  # given, kept
-    assert body.property.toilets == valuer.builder.typical(130)["toilets"]
+    assert body.property.toilets is None  # not given: unknown, not a typical value
+    # The typical values are there as context, and were not what was priced.
+    assert body.typical is not None
+    assert body.typical["toilets"] == valuer.builder.typical(130)["toilets"]
+    typical = {**SANTANA, **body.typical}
+    assert valuer.predict_one(valuer.prepare(typical)) != expected
     assert body.location_estimated is True
     assert body.property.latitude is None
     assert body.model_version == valuer.version
     assert body.request_id == response.headers["x-request-id"]
     assert body.price_m2 == pytest.approx(expected / 130, abs=0.01)
+
+
+def test_valuation_says_which_fields_would_narrow_its_range(client: TestClient) -> None:
+    body = ValuationOut.model_validate(value(client, SANTANA).json())
+    assert body.width_pct is not None
+    assert body.sharpen, "a property with most fields missing has something to give"
+    widths = [s.width_pct for s in body.sharpen]
+    assert widths == sorted(widths)
+    for hint in body.sharpen:
+        assert hint.width_pct < body.width_pct
+        assert set(hint.fields) <= set(body.not_given)
+        assert hint.message.startswith(f"give {', '.join(hint.fields)}: ±")
+    complete = ValuationOut.model_validate(value(client, FULL).json())
+    assert complete.sharpen == []
+    assert complete.typical is None
 
 
 def test_valuation_with_every_field_defaults_nothing(client: TestClient, valuer: Valuer) -> None:
@@ -112,7 +130,7 @@ def test_valuation_with_every_field_defaults_nothing(client: TestClient, valuer:
     expected = valuer.predict_one(Property(**FULL))
     assert body.price == round(expected, -1)  # rents are rounded to R$ 10
     assert body.per_month is True
-    assert body.defaulted == []
+    assert body.defaulted == body.not_given == []
     assert body.location_estimated is False
     assert (body.property.latitude, body.property.longitude) == (-23.5614, -46.6903)
 
@@ -224,13 +242,12 @@ class _WithOptions(Valuer):
         self,
         props: Sequence[Property],
         *,
-        defaulted: Sequence[tuple[str, ...]] | None = None,
         level: float = 0.8,
         explain: bool = False,
         comparables: int = 0,
     ) -> list[Valuation]:
         self.seen.append({"level": level, "explain": explain, "comparables": comparables})
-        return super().value_many(props, defaulted=defaulted)
+        return super().value_many(props)
 
 
 def _client_with(kind: type[Valuer], valuer: Valuer, settings: Settings) -> TestClient:

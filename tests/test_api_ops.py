@@ -115,21 +115,23 @@ def test_seed_request_gets_a_price_from_the_new_model(
     assert response.status_code == 200, response.text
     (key,) = response.json()
     assert key == ANSWER
-    prop, _ = valuer.builder.complete(
-        negotiation="sale",
-        district="Santana",
-        size_m2=130,
-        rooms=4,
-        toilets=5,
-        suites=3,
-        parking=1,
-        condo_fee=1310,
-        elevator=True,
-        furnished=False,
-        swimming_pool=True,
-        new=False,
-        latitude=-23.491423,
-        longitude=-46.620248,
+    prop = valuer.prepare(
+        {
+            "negotiation": "sale",
+            "district": "Santana",
+            "size_m2": 130,
+            "rooms": 4,
+            "toilets": 5,
+            "suites": 3,
+            "parking": 1,
+            "condo_fee": 1310,
+            "elevator": True,
+            "furnished": False,
+            "swimming_pool": True,
+            "new": False,
+            "latitude": -23.491423,
+            "longitude": -46.620248,
+        }
     )
     assert response.json()[ANSWER] == round(valuer.predict_one(prop), 2)
 

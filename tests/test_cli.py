@@ -234,7 +234,8 @@ def test_predict_prints_a_readable_line(runner: CliRunner) -> None:
     assert result.output.startswith("Santana, 130 m², sale: R$ ")
     assert "(80% range R$ " in result.output
     assert "per m²; Santana median R$ " in result.output
-    assert "typical values used for: toilets" in result.output
+    assert "not given, priced as unknown: toilets" in result.output
+    assert "give location: ±" in result.output
 
 
 def test_predict_json_from_file(runner: CliRunner, tmp_path: Path) -> None:
@@ -262,7 +263,9 @@ def test_predict_json_from_file(runner: CliRunner, tmp_path: Path) -> None:
     answer = json.loads(result.output.strip().splitlines()[-1])
     assert answer["district"] == "Moema"
     assert answer["negotiation"] == "rent"
-    assert answer["defaulted"] == []
+    assert answer["not_given"] == ["location"]  # the file gives every field but coordinates
+    assert answer["sharpen"][0]["fields"] == ["location"]
+    assert answer["sharpen"][0]["width_pct"] < answer["width_pct"]
     assert 500 < answer["price"] < 50_000
     # BRL per m² to the centavo, as the API gives them.
     for key in ("price_m2", "district_median_price_m2"):

@@ -44,7 +44,7 @@ def test_asks_of_one_turn_are_valued_in_one_call(valuer: Valuer, sizes: list[int
 
     async def ask_all() -> list[Valuation]:
         coalescer = Coalescer(valuer)
-        return list(await asyncio.gather(*(coalescer.value(p, (), DEFAULT) for p in props)))
+        return list(await asyncio.gather(*(coalescer.value(p, DEFAULT) for p in props)))
 
     found = asyncio.run(ask_all())
     assert sizes[:1] == [len(props)]
@@ -57,7 +57,7 @@ def test_asks_with_other_options_are_valued_apart(valuer: Valuer, sizes: list[in
 
     async def ask_all() -> list[Valuation]:
         coalescer = Coalescer(valuer)
-        asks = (coalescer.value(p, (), o) for p, o in zip(props, options, strict=True))
+        asks = (coalescer.value(p, o) for p, o in zip(props, options, strict=True))
         return list(await asyncio.gather(*asks))
 
     found = asyncio.run(ask_all())
@@ -82,7 +82,7 @@ def test_a_failing_batch_is_logged_and_valued_ask_by_ask(
 
     async def ask_all() -> list[Valuation | BaseException]:
         coalescer = Coalescer(valuer)
-        asks = (coalescer.value(p, (), DEFAULT) for p in props)
+        asks = (coalescer.value(p, DEFAULT) for p in props)
         return list(await asyncio.gather(*asks, return_exceptions=True))
 
     with caplog.at_level(logging.ERROR, logger="imovsp.api.coalesce"):
@@ -108,7 +108,7 @@ def test_every_ask_is_answered_even_when_a_batch_comes_back_short(
 
     async def ask_all() -> list[Valuation | BaseException]:
         coalescer = Coalescer(valuer)
-        asks = (coalescer.value(p, (), DEFAULT) for p in props)
+        asks = (coalescer.value(p, DEFAULT) for p in props)
         return list(await asyncio.wait_for(asyncio.gather(*asks, return_exceptions=True), 10))
 
     found = asyncio.run(ask_all())
@@ -123,7 +123,7 @@ def test_a_loop_that_ended_before_its_turn_came_does_not_hold_up_another(valuer:
     first = asyncio.new_event_loop()
 
     async def ask_and_stop() -> None:
-        coalescer.value(flat(valuer, 1), (), DEFAULT)
+        coalescer.value(flat(valuer, 1), DEFAULT)
         asyncio.get_running_loop().stop()  # before the turn that would value it
 
     asked = first.create_task(ask_and_stop())
@@ -132,7 +132,7 @@ def test_a_loop_that_ended_before_its_turn_came_does_not_hold_up_another(valuer:
     assert asked.done()
 
     async def ask() -> Valuation:
-        return await asyncio.wait_for(coalescer.value(flat(valuer, 2), (), DEFAULT), 10)
+        return await asyncio.wait_for(coalescer.value(flat(valuer, 2), DEFAULT), 10)
 
     assert asyncio.run(ask()) == valuer.value(flat(valuer, 2))
 
@@ -148,7 +148,7 @@ def test_asks_are_answered_even_when_valuing_is_interrupted(
     asked: list[asyncio.Future[Valuation]] = []
 
     async def ask() -> None:
-        asked.append(coalescer.value(flat(valuer, 1), (), DEFAULT))
+        asked.append(coalescer.value(flat(valuer, 1), DEFAULT))
         await asyncio.sleep(0.1)
 
     loop = asyncio.new_event_loop()
@@ -163,8 +163,8 @@ def test_asks_are_answered_even_when_valuing_is_interrupted(
 def test_an_ask_whose_client_went_away_is_not_valued(valuer: Valuer, sizes: list[int]) -> None:
     async def ask_and_cancel() -> Valuation:
         coalescer = Coalescer(valuer)
-        gone = coalescer.value(flat(valuer, 1), (), DEFAULT)
-        kept = coalescer.value(flat(valuer, 2), (), DEFAULT)
+        gone = coalescer.value(flat(valuer, 1), DEFAULT)
+        kept = coalescer.value(flat(valuer, 2), DEFAULT)
         gone.cancel()
         return await kept
 
@@ -203,7 +203,6 @@ def test_requests_in_flight_together_share_one_valuation_call(
     assert sum(sizes) == len(good)
     for body, response in zip(good, responses[len(bad) :], strict=True):
         assert response.status_code == 200, response.text
-        prop, defaulted = valuer.builder.complete(**body)
-        alone = valuer.value(valuer.resolve(prop), defaulted=tuple(defaulted))
+        alone = valuer.value(valuer.prepare(body))
         assert response.json()["price"] == round(alone.price, -3)
         assert response.json()["price_low"] == round(alone.price_low or 0, -3)

@@ -218,8 +218,7 @@ def test_other_models_valuations_are_left_out(monitor: Any, valuer: Valuer, tmp_
     url = f"sqlite:///{tmp_path / 'log.db'}"
     store = Store(url)
     store.upgrade()
-    prop, defaulted = valuer.builder.complete(**ITEM)
-    valued = valuer.value(prop, defaulted=tuple(defaulted))
+    valued = valuer.value(valuer.prepare(ITEM))
     rows = [row((time.time(), "api", f"r{i}", None, ITEM, valued, 0.002)) for i in range(8)]
     for r in rows[:5]:
         r["model_version"] = "20200101T000000Z-00000000"
@@ -268,7 +267,7 @@ def test_a_model_without_a_training_reference_cannot_be_monitored(
     old.save(tmp_path, make_current=False)
     loaded = Valuer.load(tmp_path / "20200101T000000Z-00000000")  # old models still serve
     assert loaded.reference is None
-    assert loaded.predict_one(old.builder.complete(**ITEM)[0]) > 0
+    assert loaded.predict_one(old.prepare(ITEM)) > 0
     result = monitor("sqlite:///unused.db", "--model", str(loaded.path))
     assert result.exit_code == 2, result.output
     assert "keeps no training reference" in result.output

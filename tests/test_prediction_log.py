@@ -113,7 +113,7 @@ def test_every_valuation_served_is_recorded_with_its_inputs_and_answer(
     ]
     one, answer = found[0], single.json()
     assert one["given"] == SANTANA
-    assert one["defaulted"] == answer["defaulted"]
+    assert one["defaulted"] == answer["not_given"]
     completed = answer["property"]
     for field in ("district", "size_m2", "rooms", "toilets", "suites", "parking", "elevator"):
         assert one[field] == completed[field], field
@@ -435,8 +435,7 @@ def test_prune_deletes_old_valuations_and_keeps_those_with_feedback(
 ) -> None:
     store = Store(database)
     store.upgrade()
-    prop, defaulted = valuer.builder.complete(**SANTANA)
-    valued = valuer.value(prop, defaulted=tuple(defaulted))
+    valued = valuer.value(valuer.prepare(SANTANA))
     now, day = time.time(), 86_400.0
     ages = [100 * day] * 6 + [10 * day] * 3  # six past 90 days, three recent
     store.insert_valuations(

@@ -19,6 +19,7 @@ import pandas as pd
 
 from imovsp import data, formats
 from imovsp.data import DataError
+from imovsp.features import frame_columns, not_given_columns
 from imovsp.formats import Chunk, Format
 from imovsp.ranges import DEFAULT_LEVEL
 from imovsp.valuer import Valuer
@@ -26,9 +27,11 @@ from imovsp.valuer import Valuer
 PREDICTED = "predicted_price"
 LOW, HIGH = "price_low", "price_high"
 ERROR = "error"
+# The optional fields a row left empty, priced as unknown: e.g. "condo_fee;location".
+NOT_GIVEN = "not_given"
 # Every column the scorer writes (ranges once the model has them). An input that already has
 # one, e.g. a file scored before, gets it replaced.
-SCORE_COLUMNS = (PREDICTED, "price_low", "price_high", ERROR)
+SCORE_COLUMNS = (PREDICTED, "price_low", "price_high", NOT_GIVEN, ERROR)
 CHUNK_ROWS = 100_000
 
 
@@ -46,10 +49,12 @@ class ScoreSummary:
 
 def score_frame(valuer: Valuer, raw: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
     """``raw`` (strings as read) plus ``predicted_price``, its range at ``level``
-    (``price_low``, ``price_high``) and ``error`` columns."""
-    validated = data.validate(raw, require_price=False)
+    (``price_low``, ``price_high``), ``not_given`` and ``error`` columns. An empty cell of an
+    optional field means it was not given: the model prices it as unknown."""
+    validated = data.validate(raw, require_price=False, allow_missing=True)
     errors = validated.errors.copy()
     columns = {name: pd.Series(np.nan, index=raw.index) for name in (PREDICTED, LOW, HIGH)}
+    not_given = pd.Series("", index=raw.index, dtype=object)
     valid = validated.frame
     if len(valid):
         unknown = valuer.unknown_districts(valid)
@@ -64,9 +69,12 @@ def score_frame(valuer: Valuer, raw: pd.DataFrame, *, level: float = DEFAULT_LEV
             found = valuer.range_frame(ok, level=level)
             for name, found_values in zip((PREDICTED, LOW, HIGH), found, strict=True):
                 columns[name][ok.index] = np.round(found_values, 0)
+            missing = not_given_columns(frame_columns(ok))
+            not_given.loc[ok.index] = pd.Series([";".join(f) for f in missing], index=ok.index)
     out = raw.copy()
     for name, column in columns.items():
         out[name] = column.astype("Int64")
+    out[NOT_GIVEN] = not_given
     out[ERROR] = errors.fillna("")
     return out
 

@@ -27,7 +27,7 @@ from imovsp.comparables import MAX_COMPARABLES
 from imovsp.data import DataError
 from imovsp.features import Property, UnknownDistrictError
 from imovsp.formats import Format
-from imovsp.metrics import by_negotiation, format_ranges, format_table
+from imovsp.metrics import by_negotiation, format_patterns, format_ranges, format_table
 from imovsp.monitoring.commands import db, monitor
 from imovsp.ranges import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings, variable_names
@@ -96,6 +96,7 @@ def train_model(
             scored=result.test,
             range_metrics=result.metrics["ranges"],
             results=result.metrics["test"],
+            patterns=result.metrics.get("patterns"),
             notes=(
                 f"Held-out test split of {len(result.test)} listings from {data_path}: the "
                 "models scored here were fitted on the other rows only; the saved model is "
@@ -208,6 +209,8 @@ def train(
     click.echo(format_table(metrics["test"]))
     click.echo("price ranges on the test split:")
     click.echo(format_ranges(metrics["ranges"]))
+    click.echo("by the fields given (test split, each listing valued from those fields only):")
+    click.echo(format_patterns(metrics["patterns"]))
 
 
 @cli.command()
@@ -248,6 +251,7 @@ def evaluate(
         )
     }
     coverage = training.range_metrics(frame, est, valuer.calibrations)
+    patterns = valuer.pattern_metrics(frame)
     say(validated.report.summary())
     if report_path is not None:
         training_results = valuer.metadata["metrics"]["test"]
@@ -260,17 +264,25 @@ def evaluate(
                 f"{data_path.name}": results["imovsp"],
                 **{f"{m} (training split)": r for m, r in training_results.items()},
             },
+            patterns=patterns,
             notes=f"{len(frame)} labelled listings from {data_path}. Ranges are at 80%.",
         )
         say(f"wrote the report {page}")
     if as_json:
-        payload = {"model": valuer.version, "metrics": results["imovsp"], "ranges": coverage}
+        payload = {
+            "model": valuer.version,
+            "metrics": results["imovsp"],
+            "ranges": coverage,
+            "patterns": patterns,
+        }
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(f"model {valuer.version} on {data_path}")
         click.echo(format_table(results))
         click.echo("price ranges:")
         click.echo(format_ranges(coverage))
+        click.echo("by the fields given (each listing valued from those fields only):")
+        click.echo(format_patterns(patterns))
 
 
 def default_output(source: Path, engine: str) -> Path:
@@ -488,8 +500,8 @@ def predict(
 ) -> None:
     """Value one property given as options or as a JSON file.
 
-    Only --negotiation, --district and --size are needed; other fields default to what is
-    typical for a flat of that size.
+    Only --negotiation, --district and --size are needed; a field not given is priced as
+    unknown, and the answer says which fields would narrow the range most.
     """
     fields: dict[str, Any] = {}
     if file_ is not None:
@@ -513,10 +525,8 @@ def predict(
         valuer = load_valuer(settings, model, train_if_missing=False)
         try:
             fields["negotiation"] = str(fields["negotiation"]).lower()
-            prop, defaulted = valuer.builder.complete(**fields)
             valuation = valuer.value(
-                prop,
-                defaulted=tuple(defaulted),
+                valuer.prepare(fields),
                 level=level,
                 explain=explain,
                 comparables=comparables,
@@ -527,8 +537,20 @@ def predict(
         click.echo(json.dumps(valuation_json(valuation), ensure_ascii=False))
         return
     click.echo("\n".join(valuation_lines(valuation)))
-    if valuation.defaulted:
-        say(f"typical values used for: {', '.join(valuation.defaulted)}")
+    if valuation.not_given:
+        typical = ", ".join(f"{k} {_plain(v)}" for k, v in (valuation.typical or {}).items())
+        say(f"not given, priced as unknown: {', '.join(valuation.not_given)}")
+        if typical:
+            say(f"typical for {valuation.property.size_m2:g} m² (not priced): {typical}")
+    width = valuation.width_pct()
+    for s in valuation.sharpen:
+        say(s.message(width))
+
+
+def _plain(value: float | bool) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:g}"
 
 
 def _round(price: float, negotiation: str) -> float:
@@ -553,7 +575,13 @@ def valuation_json(valuation: Valuation) -> dict[str, Any]:
         "negotiation": prop.negotiation,
         "district": prop.district,
         "size_m2": prop.size_m2,
-        "defaulted": list(valuation.defaulted),
+        "not_given": list(valuation.not_given),
+        "typical": valuation.typical,
+        "width_pct": None if (width := valuation.width_pct()) is None else round(width, 1),
+        "sharpen": [
+            {"fields": list(s.fields), "width_pct": s.width_pct, "message": s.message(width)}
+            for s in valuation.sharpen
+        ],
         "location_estimated": valuation.location_estimated,
         "model_version": valuation.model_version,
     }

@@ -28,8 +28,9 @@ from imovsp.web import install as install_web
 DESCRIPTION = """\
 Values apartments in São Paulo: the sale price, or the monthly rent, in BRL.
 
-Send `negotiation`, `district` and `size_m2`; every other field defaults to what is typical for
-an apartment of that size, and the answer says which were defaulted. `POST /` keeps the old
+Send `negotiation`, `district` and `size_m2`, and any other field you know: a field not given is
+priced as unknown, the range widens to match, and the answer says which fields would narrow it
+most (`sharpen`). `POST /` keeps the old
 deployment's one-hot request working. Every error is JSON with a specific `detail`.
 """
 TAGS = [

@@ -39,7 +39,6 @@ class Options:
 @dataclass(slots=True)
 class _Ask:
     prop: Property
-    defaulted: tuple[str, ...]
     future: asyncio.Future[Valuation] = field(repr=False)
 
 
@@ -56,10 +55,8 @@ class Coalescer:
             asyncio.AbstractEventLoop, dict[Options, list[_Ask]]
         ] = weakref.WeakKeyDictionary()
 
-    def value(
-        self, prop: Property, defaulted: tuple[str, ...], options: Options
-    ) -> asyncio.Future[Valuation]:
-        """The valuation of ``prop`` (already resolved, see :meth:`Valuer.resolve`), ready on
+    def value(self, prop: Property, options: Options) -> asyncio.Future[Valuation]:
+        """The valuation of ``prop`` (already prepared, see :meth:`Valuer.prepare`), ready on
         the event loop's next turn."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Valuation] = loop.create_future()
@@ -67,7 +64,7 @@ class Coalescer:
         if waiting is None:
             waiting = self._waiting[loop] = {}
             loop.call_soon(self._flush, loop)
-        waiting.setdefault(options, []).append(_Ask(prop, defaulted, future))
+        waiting.setdefault(options, []).append(_Ask(prop, future))
         return future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -88,9 +85,7 @@ class Coalescer:
             return
         found: list[Valuation] | None
         try:
-            found = value_together(
-                self.valuer, [a.prop for a in live], [a.defaulted for a in live], options
-            )
+            found = value_together(self.valuer, [a.prop for a in live], options)
         except Exception:
             # A bug, not the askers' input (each property was resolved before it was
             # queued): said in the log, then each is valued alone so that one cannot fail
@@ -100,7 +95,7 @@ class Coalescer:
         for i, ask in enumerate(live):
             try:
                 if found is None:
-                    only = value_together(self.valuer, [ask.prop], [ask.defaulted], options)
+                    only = value_together(self.valuer, [ask.prop], options)
                     ask.future.set_result(only[0])
                 else:
                     ask.future.set_result(found[i])
@@ -108,16 +103,10 @@ class Coalescer:
                 ask.future.set_exception(exc)
 
 
-def value_together(
-    valuer: Valuer,
-    props: list[Property],
-    defaulted: list[tuple[str, ...]],
-    options: Options,
-) -> list[Valuation]:
+def value_together(valuer: Valuer, props: list[Property], options: Options) -> list[Valuation]:
     """:meth:`Valuer.value_many` with the options of a request."""
     return valuer.value_many(
         props,
-        defaulted=defaulted,
         level=options.level,
         explain=options.explain,
         comparables=options.comparables,

@@ -28,42 +28,31 @@ class Valuing:
         level = DEFAULT_LEVEL if options.level is None else options.level
         return Options(level, options.explain, options.comparables), []
 
-    def prepare(self, item: PropertyIn) -> tuple[Property, tuple[str, ...]]:
-        """``item`` as a property the model can value (typical values filled in, the district
-        spelled as the model knows it) and the fields that were filled; ``ValueError``
-        (``UnknownDistrictError`` included) for a property the model cannot value."""
-        prop, defaulted = self.valuer.builder.complete(**item.__dict__)
-        return self.valuer.resolve(prop), tuple(defaulted)
+    def prepare(self, item: PropertyIn) -> Property:
+        """``item`` as a property the model can value (see :meth:`Valuer.prepare`);
+        ``ValueError`` (``UnknownDistrictError`` included) for one the model cannot value."""
+        return self.valuer.prepare(item.__dict__)
 
     def value(self, item: PropertyIn, options: Options) -> Valuation:
         """Value one property now; ``ValueError`` as :meth:`prepare`."""
-        prop, defaulted = self.prepare(item)
-        return value_together(self.valuer, [prop], [defaulted], options)[0]
+        return value_together(self.valuer, [self.prepare(item)], options)[0]
 
     async def ask(self, item: PropertyIn, options: Options) -> Valuation:
         """Value one property on the event loop, together with the others asked for in the
         same turn of it (see :mod:`imovsp.api.coalesce`); ``ValueError`` as :meth:`prepare`."""
-        prop, defaulted = self.prepare(item)
-        return await self.coalescer.value(prop, defaulted, options)
+        return await self.coalescer.value(self.prepare(item), options)
 
     def value_all(self, items: list[PropertyIn], options: Options) -> list[Valuation | ValueError]:
         """Value ``items`` together; in place of an item the model cannot value, the error
         that says why."""
         errors: dict[int, ValueError] = {}
-        ready: list[tuple[Property, tuple[str, ...]]] = []
+        ready: list[Property] = []
         for i, item in enumerate(items):
             try:
                 ready.append(self.prepare(item))
             except ValueError as exc:
                 errors[i] = exc
-        valued = iter(
-            value_together(
-                self.valuer,
-                [prop for prop, _ in ready],
-                [filled for _, filled in ready],
-                options,
-            )
-        )
+        valued = iter(value_together(self.valuer, ready, options))
         return [errors[i] if i in errors else next(valued) for i in range(len(items))]
 
 
@@ -78,6 +67,7 @@ def valuation_dict(v: Valuation, *, request_id: str, notes: list[str]) -> dict[s
     p = v.property
     negotiation = p.negotiation
     median = v.district_median_price_m2
+    width = v.width_pct()
     return {
         "price": _price(v.price, negotiation),
         "currency": "BRL",
@@ -87,11 +77,22 @@ def valuation_dict(v: Valuation, *, request_id: str, notes: list[str]) -> dict[s
         "price_m2": round(v.price_m2, 2),
         "district_median_price_m2": None if median is None else round(median, 2),
         "location_estimated": v.location_estimated,
-        "defaulted": list(v.defaulted),
+        "not_given": list(v.not_given),
+        "defaulted": list(v.not_given),
+        "typical": v.typical,
         "property": p.as_dict(),
         "level": v.level,
         "price_low": _price(v.price_low, negotiation),
         "price_high": _price(v.price_high, negotiation),
+        "width_pct": None if width is None else round(width, 1),
+        "sharpen": [
+            {
+                "fields": list(s.fields),
+                "width_pct": s.width_pct,
+                "message": s.message(width),
+            }
+            for s in v.sharpen
+        ],
         "baseline": _price(v.baseline, negotiation),
         "reasons": None if v.reasons is None else [asdict(r) for r in v.reasons],
         "comparables": None if v.comparables is None else [asdict(c) for c in v.comparables],

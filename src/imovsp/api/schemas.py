@@ -13,8 +13,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 TYPICAL = (
-    "Default: what is typical for an apartment of this size in the model's training data "
-    "(the table is in `GET /v1/model`, `typical_by_size`); the response lists defaulted fields."
+    "Not given (absent or null): priced as unknown, by a model trained on listings with fields "
+    "left out the way people leave them out, and the range widens to match; the answer lists "
+    "it in `not_given`, with what is typical for the size in `typical` (context, not priced)."
 )
 
 
@@ -99,7 +100,7 @@ class PropertyIn(Strict):
         None,
         ge=0,
         le=100_000,
-        description=f"Monthly condominium fee in BRL; 0 means unknown. {TYPICAL}",
+        description=f"Monthly condominium fee in BRL; 0 means not given. {TYPICAL}",
     )
     elevator: bool | None = Field(None, description=f"The building has an elevator. {TYPICAL}")
     furnished: bool | None = Field(None, description=f"Let or sold furnished. {TYPICAL}")
@@ -109,7 +110,10 @@ class PropertyIn(Strict):
         None,
         ge=-90,
         le=90,
-        description="WGS84 latitude; must lie in São Paulo. Absent: the district's centre.",
+        description=(
+            "WGS84 latitude; must lie in São Paulo. Not given: the location within the "
+            "district is unknown, and the range widens to match."
+        ),
     )
     longitude: float | None = Field(
         None,
@@ -159,23 +163,37 @@ class BatchIn(Strict):
     )
 
 
+NOT_GIVEN = "null: not given (priced as unknown)."
+
+
 class PropertyOut(BaseModel):
-    """The property as the model understood it: known district spelling, defaults filled in."""
+    """The property as the model understood it: known district spelling; null for a field
+    not given."""
 
     negotiation: Literal["sale", "rent"]
     district: str
     size_m2: float
-    rooms: int
-    toilets: int
-    suites: int
-    parking: int
-    condo_fee: float | None = Field(description="BRL per month; null: unknown.")
-    elevator: bool
-    furnished: bool
-    swimming_pool: bool
-    new: bool
-    latitude: float | None = Field(description="null: estimated from the district.")
+    rooms: int | None = Field(description=NOT_GIVEN)
+    toilets: int | None = Field(description=NOT_GIVEN)
+    suites: int | None = Field(description=NOT_GIVEN)
+    parking: int | None = Field(description=NOT_GIVEN)
+    condo_fee: float | None = Field(description=f"BRL per month; {NOT_GIVEN}")
+    elevator: bool | None = Field(description=NOT_GIVEN)
+    furnished: bool | None = Field(description=NOT_GIVEN)
+    swimming_pool: bool | None = Field(description=NOT_GIVEN)
+    new: bool | None = Field(description=NOT_GIVEN)
+    latitude: float | None = Field(description=NOT_GIVEN)
     longitude: float | None
+
+
+class SharpenOut(BaseModel):
+    """Fields not given that would narrow the range, and the width it would then have."""
+
+    fields: list[str] = Field(
+        description="The fields to give (`location` means `latitude` and `longitude`)."
+    )
+    width_pct: float = Field(description="The range's width with them given, % of the price.")
+    message: str = Field(description='e.g. "give location: ±14% instead of ±23%".')
 
 
 class ReasonOut(BaseModel):
@@ -222,11 +240,32 @@ class ValuationOut(BaseModel):
     location_estimated: bool = Field(
         description="True when no coordinates were given: the district's centre was used."
     )
-    defaulted: list[str] = Field(description="Fields that took typical values for the size.")
+    not_given: list[str] = Field(
+        description=(
+            "Optional fields not given, priced as unknown (`location`: no coordinates; "
+            "`condo_fee`: none or 0)."
+        )
+    )
+    defaulted: list[str] = Field(
+        description="Deprecated: the same list as `not_given` (these fields are no longer "
+        "filled with typical values)."
+    )
+    typical: dict[str, float | bool] | None = Field(
+        None,
+        description="What is typical for a flat of this size, for the fields not given: "
+        "context to show, not what was priced.",
+    )
     property: PropertyOut
     level: float | None = Field(None, description="Nominal coverage of the range, e.g. 0.8.")
     price_low: float | None = Field(None, description="Low end of the range, BRL.")
     price_high: float | None = Field(None, description="High end of the range, BRL.")
+    width_pct: float | None = Field(
+        None, description="The range's width, (price_high - price_low) / price, in %."
+    )
+    sharpen: list[SharpenOut] = Field(
+        default_factory=list,
+        description="Fields not given that would narrow the range most, narrowest first.",
+    )
     baseline: float | None = Field(
         None, description="Price of the typical apartment that the reasons start from."
     )
@@ -299,12 +338,17 @@ class ModelCard(BaseModel):
     negotiations: list[str]
     target: str
     data: dict[str, Any] = Field(description="Training data: source, sha256, rows, report.")
-    metrics: dict[str, Any] = Field(description="Held-out test metrics per negotiation type.")
+    metrics: dict[str, Any] = Field(
+        description="Held-out test metrics per negotiation type; `patterns`: the same listings "
+        "valued from each set of fields a person may give, with the ranges' coverage and "
+        "width and the rule of thumb (district median price per m² × size) beside them."
+    )
     cv: dict[str, Any] | None = None
     params: dict[str, Any]
     feature_schema: dict[str, Any]
     typical_by_size: list[dict[str, Any]] = Field(
-        description="The values that omitted fields take, by size band."
+        description="What is typical by size band: shown beside a valuation for the fields "
+        "not given (`typical`), never priced."
     )
     libraries: dict[str, str]
     load_seconds: float | None

@@ -83,9 +83,11 @@ def drift(
 ) -> dict[str, Any]:
     """PSI of each variable of ``rows`` (one negotiation type's valuations) against training."""
     cols = _columns(rows, [*NUMERIC, "price"])
-    values: dict[str, np.ndarray] = {name: cols[name] for name in NUMERIC}
+    # Each field's drift is of the values that were given; how often one is not given is
+    # the "not given" share below.
+    values: dict[str, np.ndarray] = {name: cols[name][np.isfinite(cols[name])] for name in NUMERIC}
     fee = values["condo_fee"]
-    values["condo_fee"] = fee[np.isfinite(fee) & (fee > 0)]
+    values["condo_fee"] = fee[fee > 0]
     values["district_tier"] = reference.tier_of(negotiation, [r["district"] for r in rows])
     values["location_estimated"] = np.array([bool(r["location_estimated"]) for r in rows], float)
     values["predicted_price"] = cols["price"]

@@ -164,7 +164,7 @@ def render(summary: Mapping[str, Any]) -> str:
             + drift_chart(n, found)
             + f"<p>Locations estimated from the district: {100 * (estimated['live'] or 0):.1f}% "
             f"of valuations, {100 * (estimated['training'] or 0):.1f}% of training listings.</p>"
-            + "<p>Fields left to their typical value:</p>"
+            + "<p>Fields not given (priced as unknown), share of valuations:</p>"
             + table([defaulted])
             + "<p>Districts whose share moved most (tier 0 is the cheapest tenth):</p>"
             + table(found["districts"])

@@ -92,7 +92,7 @@ def row(record: Record) -> dict[str, Any]:
         "model_version": v.model_version,
         **p.as_dict(),
         "given": given_fields(given),
-        "defaulted": list(v.defaulted),
+        "defaulted": list(v.not_given),
         "location_estimated": bool(v.location_estimated),
         "price": float(v.price),
         "price_low": v.price_low,

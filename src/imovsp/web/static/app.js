@@ -161,19 +161,51 @@
 
   // -- the answer ---------------------------------------------------------------------------
   const plural = (n, one, many) => `${number(n)} ${n === 1 ? one : many}`;
-  const DESCRIBE = {
-    location: (p, v) => `Localização: ${p.district}${v.location_estimated ? " (centro do bairro)" : ""}`,
-    size_m2: (p) => `Área de ${number(p.size_m2, Number.isInteger(p.size_m2) ? 0 : 1)} m²`,
-    rooms: (p) => plural(p.rooms, "quarto", "quartos"),
-    toilets: (p) => plural(p.toilets, "banheiro", "banheiros"),
-    suites: (p) => (p.suites ? plural(p.suites, "suíte", "suítes") : "Sem suíte"),
-    parking: (p) => (p.parking ? plural(p.parking, "vaga", "vagas") : "Sem vaga"),
-    condo_fee: (p) => (p.condo_fee ? `Condomínio de ${brl(p.condo_fee)}/mês` : "Condomínio não informado"),
-    elevator: (p) => (p.elevator ? "Com elevador" : "Sem elevador"),
-    furnished: (p) => (p.furnished ? "Mobiliado" : "Sem mobília"),
-    swimming_pool: (p) => (p.swimming_pool ? "Com piscina" : "Sem piscina"),
-    new: (p) => (p.new ? "Lançamento" : "Não é lançamento"),
+  const NOT_GIVEN = {
+    location: "localização exata",
+    rooms: "quartos",
+    toilets: "banheiros",
+    suites: "suítes",
+    parking: "vagas",
+    condo_fee: "condomínio",
+    elevator: "elevador",
+    furnished: "mobília",
+    swimming_pool: "piscina",
+    new: "lançamento",
   };
+  const unknown = (feature) => `${NOT_GIVEN[feature]} não informado`;
+  const DESCRIBE = {
+    location: (p, v) =>
+      `Localização: ${p.district}${v.location_estimated ? " (sem coordenadas)" : ""}`,
+    size_m2: (p) => `Área de ${number(p.size_m2, Number.isInteger(p.size_m2) ? 0 : 1)} m²`,
+    rooms: (p) => (p.rooms == null ? "Quartos não informados" : plural(p.rooms, "quarto", "quartos")),
+    toilets: (p) =>
+      p.toilets == null ? "Banheiros não informados" : plural(p.toilets, "banheiro", "banheiros"),
+    suites: (p) =>
+      p.suites == null ? "Suítes não informadas" : p.suites ? plural(p.suites, "suíte", "suítes") : "Sem suíte",
+    parking: (p) =>
+      p.parking == null ? "Vagas não informadas" : p.parking ? plural(p.parking, "vaga", "vagas") : "Sem vaga",
+    condo_fee: (p) => (p.condo_fee ? `Condomínio de ${brl(p.condo_fee)}/mês` : "Condomínio não informado"),
+    elevator: (p) => (p.elevator == null ? "Elevador não informado" : p.elevator ? "Com elevador" : "Sem elevador"),
+    furnished: (p) => (p.furnished == null ? "Mobília não informada" : p.furnished ? "Mobiliado" : "Sem mobília"),
+    swimming_pool: (p) =>
+      p.swimming_pool == null ? "Piscina não informada" : p.swimming_pool ? "Com piscina" : "Sem piscina",
+    new: (p) => (p.new == null ? "Lançamento não informado" : p.new ? "Lançamento" : "Não é lançamento"),
+  };
+  // What is typical for the size, said as context ("3 banheiros"), never as what was priced.
+  const TYPICAL = {
+    rooms: (x) => plural(x, "quarto", "quartos"),
+    toilets: (x) => plural(x, "banheiro", "banheiros"),
+    suites: (x) => (x ? plural(x, "suíte", "suítes") : "nenhuma suíte"),
+    parking: (x) => (x ? plural(x, "vaga", "vagas") : "nenhuma vaga"),
+    condo_fee: (x) => `condomínio de ${brl(x)}/mês`,
+    elevator: (x) => (x ? "elevador" : "sem elevador"),
+    furnished: (x) => (x ? "mobiliado" : "sem mobília"),
+    swimming_pool: (x) => (x ? "piscina" : "sem piscina"),
+    new: (x) => (x ? "lançamento" : "não lançamento"),
+  };
+  // Where a field named by `sharpen` is on the form ("location": the coordinates' box).
+  const FIELD_OF = (name) => (name === "location" ? $("location") : $(`field-${name}`));
   const describe = (feature, v) =>
     DESCRIBE[feature] ? DESCRIBE[feature](v.property, v) : feature;
 
@@ -204,6 +236,36 @@
     $("range-estimate").textContent = brl(v.price);
   }
 
+  function showNotGiven(v) {
+    const missing = (v.not_given || []).filter((f) => NOT_GIVEN[f]);
+    const typical = Object.entries(v.typical || {})
+      .filter(([f]) => TYPICAL[f])
+      .map(([f, x]) => TYPICAL[f](x));
+    $("defaulted").textContent = missing.length
+      ? `Avaliado sem ${missing.map((f) => NOT_GIVEN[f]).join(", ")}: o modelo considera esses ` +
+        "dados desconhecidos, e a faixa fica mais larga." +
+        (typical.length ? ` Para essa área, o comum é ${typical.join(", ")}.` : "")
+      : "";
+    // What would narrow the range most, next to it; the form highlights those fields.
+    for (const el of form.querySelectorAll(".sharpen")) el.classList.remove("sharpen");
+    const hints = (v.sharpen || []).slice(0, 3);
+    const half = (w) => `±${number(w / 2)}%`;
+    $("sharpen").textContent = hints.length
+      ? "Para estreitar a faixa, informe: " +
+        hints
+          .map((h) => `${h.fields.map((f) => NOT_GIVEN[f] || f).join(", ")} (${half(h.width_pct)}` +
+            (v.width_pct != null ? ` em vez de ${half(v.width_pct)})` : ")"))
+          .join("; ") +
+        "."
+      : "";
+    for (const h of hints) {
+      for (const f of h.fields) {
+        const el = FIELD_OF(f);
+        if (el) el.classList.add("sharpen");
+      }
+    }
+  }
+
   function showPerM2(v) {
     const own = `${perM2(v.price_m2, v.negotiation)}/m²${v.per_month ? " por mês" : ""}`;
     const median = v.district_median_price_m2;
@@ -231,14 +293,7 @@
     showRange(v);
     showPerM2(v);
 
-    const lower = (text) => text.charAt(0).toLowerCase() + text.slice(1);
-    const assumed = v.defaulted.filter((f) => DESCRIBE[f]).map((f) => lower(describe(f, v)));
-    $("defaulted").textContent = assumed.length
-      ? `Para os campos em branco usamos o típico de um apartamento desse tamanho: ${assumed.join(", ")}.`
-      : "";
-    if (v.location_estimated) {
-      $("defaulted").textContent += " Sem coordenadas, usamos o centro do bairro.";
-    }
+    showNotGiven(v);
 
     const reasons = (v.reasons || []).slice(0, 5);
     $("baseline").textContent =

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -56,4 +58,40 @@ def format_ranges(results: dict[str, dict[str, dict[str, float]]]) -> str:
         for level, m in per_level.items():
             pct = 100 * float(level)
             lines.append(f"{n:<5} {pct:>7.0f} {m['coverage']:>9.1f} {m['median_width']:>14.1f}")
+    return "\n".join(lines)
+
+
+# The columns of :func:`imovsp.training.pattern_metrics`, as the tables show them.
+PATTERN_COLUMNS = {
+    "rows": "rows",
+    "mape": "MAPE%",
+    "median_ape": "medAPE%",
+    "coverage80": "80% in",
+    "width80": "80% w",
+    "coverage90": "90% in",
+    "width90": "90% w",
+    "thumb_mape": "thumb MAPE",
+    "thumb_median_ape": "thumb medAPE",
+}
+
+
+def pattern_rows(patterns: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
+    """``{field set: {negotiation: metrics}}`` as one row per field set and type."""
+    return [
+        {"fields": name, "type": n, **{label: m[key] for key, label in PATTERN_COLUMNS.items()}}
+        for name, per in patterns.items()
+        for n, m in per.items()
+    ]
+
+
+def format_patterns(patterns: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Accuracy and ranges per field set given (see :func:`pattern_rows`) as a text table;
+    coverage and width (``w``) in %, and the rule of thumb (district median per m² × size)."""
+    head = f"{'fields':<14} {'type':<5}" + "".join(
+        f" {label:>12}" for label in PATTERN_COLUMNS.values()
+    )
+    lines = [head]
+    for row in pattern_rows(patterns):
+        values = "".join(f" {row[label]:>12}" for label in PATTERN_COLUMNS.values())
+        lines.append(f"{row['fields']:<14} {row['type']:<5}{values}")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from imovsp import data
+from imovsp.metrics import pattern_rows
 
 COLOURS = {"sale": "#1f5f8b", "rent": "#c0592b"}
 LARGEST = 15  # listings shown in the largest-errors table
@@ -178,6 +179,7 @@ def render(
     range_metrics: Mapping[str, Mapping[str, Mapping[str, float]]],
     results: Mapping[str, Mapping[str, Mapping[str, float]]],
     notes: str = "",
+    patterns: dict[str, dict[str, dict[str, float]]] | None = None,
 ) -> str:
     """The page, from ``scored`` listings (with ``Price``, ``predicted``, ``price_low`` and
     ``price_high`` at 80%), the range metrics per level and the accuracy of each model."""
@@ -188,6 +190,17 @@ def render(
     ]
     sections = [
         ("Accuracy, and the seed approach on the same rows", comparison(results)),
+        *(
+            []
+            if patterns is None
+            else [
+                (
+                    "By the fields a person gives: accuracy, ranges (% covered, width %) and "
+                    "the rule of thumb (district median price per m² × size)",
+                    _table(pattern_rows(patterns)),
+                )
+            ]
+        ),
         ("Predicted against actual (log scale)", predicted_vs_actual(scored)),
         (
             "Price ranges: coverage and width against the nominal level",

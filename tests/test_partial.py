@@ -3,6 +3,7 @@ fields given, and every interface says what would narrow the range."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,8 +102,6 @@ def test_ranges_widen_as_fields_are_missing_and_hints_name_them(valuer: Valuer) 
     )  # fmt: skip
     assert basic.typical is not None
     assert set(basic.typical) == set(basic.not_given) - {"location"}
-    hinted = [h.fields for h in basic.sharpen]
-    assert hinted, "a basic description has fields that would narrow its range"
     now = basic.width_pct()
     assert now is not None
     for hint in basic.sharpen:
@@ -223,3 +222,66 @@ def test_the_property_routes_as_its_columns_do(valuer: Valuer) -> None:
     zero = next(p for p in props if p.listed and p.condo_fee == 0)
     assert "condo_fee" in zero.not_given
     assert not replace(zero, condo_fee=None).listed
+
+
+def test_evaluate_shows_the_rows_the_model_trained_on_apart(
+    valuer: Valuer, listings_csv: Path, tmp_path: Path, env: None
+) -> None:
+    from click.testing import CliRunner
+
+    from imovsp.cli import cli
+
+    seen_rows = pd.read_csv(listings_csv).head(40)
+    unseen = synthetic_listings(60, seed=99)
+    mixed = tmp_path / "mixed.csv"
+    pd.concat([seen_rows, unseen]).to_csv(mixed, index=False)
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(mixed), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "40 of 100 rows were in the model's training data" in result.output
+    payload = json.loads(result.output[result.output.index("{") :])
+    assert payload["seen_in_training"] == 40
+    assert payload["rows"] == 60  # the metrics are of the rows it did not see
+    assert set(payload["metrics_seen"]) <= {"sale", "rent"}
+    only_seen = tmp_path / "seen.csv"
+    seen_rows.to_csv(only_seen, index=False)
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(only_seen)])
+    assert result.exit_code == 0, result.output
+    assert "all 40 rows were in the model's training data" in result.output
+
+
+def test_hints_name_the_groups_whose_class_is_narrower_narrowest_first() -> None:
+    from imovsp.features import GROUPS, calibration_class
+    from imovsp.valuer import _sharpen
+
+    scores = np.linspace(-1, 1, 401)
+    none_given = calibration_class(OPTIONAL, listed=False)
+    with_location = calibration_class(tuple(f for f in OPTIONAL if f != "location"), listed=False)
+    full = calibration_class((), listed=True)
+    classes = {
+        none_given: ranges.ClassScores(scores, 0.40),
+        with_location: ranges.ClassScores(scores, 0.25),
+        none_given | 1 << list(GROUPS).index("counts"): ranges.ClassScores(scores, 0.35),
+        # Flags narrow nothing here: their class is as wide as none given.
+        none_given | 1 << list(GROUPS).index("flags"): ranges.ClassScores(scores, 0.40),
+        full: ranges.ClassScores(scores, 0.10),
+    }
+    calibration = ranges.Calibration(
+        spread=None,  # type: ignore[arg-type]
+        scores=scores,
+        floor=0.01,
+        typical_sigma=0.5,  # the pooled scores are wider than any class: none is used here
+        classes=classes,
+    )
+    hints = _sharpen(calibration, 0.40, 0.8, none_given, OPTIONAL, 1.0)
+    assert [h.fields for h in hints] == [
+        ("location",),
+        ("rooms", "toilets", "suites", "parking"),
+    ]
+    assert hints[0].width_pct < hints[1].width_pct < 100 * calibration.width(0.40, 0.8, none_given)
+    # Missing only the condo fee: giving it makes the flat fully described, the listed class.
+    only_condo = calibration_class(("condo_fee",), listed=False)
+    calibration.classes[only_condo] = ranges.ClassScores(scores, 0.30)
+    (hint,) = _sharpen(calibration, 0.30, 0.8, only_condo, ("condo_fee",), 1.0)
+    assert hint.fields == ("condo_fee",)
+    assert hint.width_pct == round(100 * calibration.width(0.10, 0.8, full), 1)
+    assert _sharpen(calibration, 0.10, 0.8, full, (), 1.0) == ()

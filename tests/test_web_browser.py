@@ -204,6 +204,10 @@ def test_form_values_a_sale_and_a_rent_with_range_reasons_and_comparables(
     assert reasons.first.inner_text().endswith(f": {shown}")
     if any(r["feature"] == "size_m2" for r in expected["reasons"][:5]):
         expect(page.locator("#reasons")).to_contain_text("Área de 130 m²: ")
+    # Only district, size and rooms were given: the page says what the model did not know
+    # and what is usual for the size (test_hints_... checks what would narrow the range).
+    expect(page.locator("#defaulted")).to_contain_text("Avaliado sem localização exata")
+    expect(page.locator("#defaulted")).to_contain_text("Para essa área, o comum é")
     rows = page.locator("#comparables tbody tr")
     expect(rows).to_have_count(5)
     assert low_contrast(page) == []
@@ -219,6 +223,49 @@ def test_form_values_a_sale_and_a_rent_with_range_reasons_and_comparables(
     expect(page.locator("#price")).to_have_text(brl(rent["price"]))
     expect(page.locator("#result-title")).to_have_text("Aluguel estimado")
     shot(page, "03-result-rent")
+
+
+def test_hints_say_which_fields_narrow_the_range_and_the_form_marks_them(
+    page: Page, base: str
+) -> None:
+    body = {"negotiation": "sale", "district": "Santana", "size_m2": 130, "rooms": 4}
+    answer = api(base, body)
+    # The hints depend on the model's data; the page's part is to say them and mark the fields,
+    # so it is given an answer with known ones.
+    hints = [
+        {"fields": ["location"], "width_pct": 24.0, "message": "give location: ±12%"},
+        {"fields": ["toilets", "suites"], "width_pct": 31.0, "message": "give toilets, suites"},
+    ]
+    crafted = json.dumps({**answer, "width_pct": 40.0, "sharpen": hints})
+    page.route(
+        "**/v1/valuations*",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=crafted),
+    )
+    page.get_by_label("Bairro").fill("Santana")
+    page.get_by_label("Área útil (m²)").fill("130")
+    page.get_by_label("Quartos").fill("4")
+    submit(page)
+    expect(page.locator("#sharpen")).to_have_text(
+        "Para estreitar a faixa, informe: localização exata (±12% em vez de ±20%); "
+        "banheiros, suítes (±16% em vez de ±20%)."
+    )
+    marked = re.compile(r"\bsharpen\b")
+    for where in ("#location", "#field-toilets", "#field-suites"):
+        expect(page.locator(where)).to_have_class(marked)
+    for where in ("#field-rooms", "#field-parking", "#field-condo_fee"):
+        expect(page.locator(where)).not_to_have_class(marked)
+    assert low_contrast(page) == []
+    shot(page, "02b-sharpen-hints")
+    # A complete description has nothing to add: the hint and the marks go.
+    page.unroute("**/v1/valuations*")
+    complete = json.dumps({**answer, "sharpen": []})
+    page.route(
+        "**/v1/valuations*",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=complete),
+    )
+    submit(page)
+    expect(page.locator("#sharpen")).to_have_text("")
+    expect(page.locator("#location")).not_to_have_class(marked)
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from pydantic import ValidationError
@@ -32,6 +32,9 @@ from imovsp.monitoring.commands import db, monitor
 from imovsp.ranges import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings, variable_names
 from imovsp.valuer import Valuation, Valuer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 USER_ERRORS = (DataError, ArtifactError, UnknownDistrictError, FileNotFoundError)
 
@@ -244,11 +247,30 @@ def evaluate(
         frame = frame[frame[data.NEGOTIATION].isin(valuer.negotiations)]
         if frame.empty:
             fail(f"{data_path} has no valid listings this model can value")
+        seen = valuer.seen(frame)
+        results = {}
+        if seen is not None and seen.any():
+            # Rows the model trained on flatter it: their metrics are shown apart, and the
+            # rest of the evaluation is of the rows it did not see (when there are any).
+            results["seen"] = _scores(valuer, frame[seen])
+            if seen.all():
+                say(
+                    f"all {len(frame)} rows were in the model's training data: every metric "
+                    "below flatters it (evaluate on listings it has not seen)"
+                )
+            else:
+                say(
+                    f"{int(seen.sum())} of {len(frame)} rows were in the model's training data: "
+                    f"they are shown apart ('seen'); the rest is on the {int((~seen).sum())} "
+                    "rows it did not see"
+                )
+                frame = frame[~seen]
         est = valuer.estimate_frame(frame)
     results = {
         "imovsp": by_negotiation(
             frame[data.PRICE].to_numpy(float), est["price"], frame[data.NEGOTIATION].to_numpy()
-        )
+        ),
+        **results,
     }
     coverage = training.range_metrics(frame, est, valuer.calibrations)
     patterns = valuer.pattern_metrics(frame)
@@ -271,6 +293,9 @@ def evaluate(
     if as_json:
         payload = {
             "model": valuer.version,
+            "rows": len(frame),
+            "seen_in_training": None if seen is None else int(seen.sum()),
+            "metrics_seen": results.get("seen"),
             "metrics": results["imovsp"],
             "ranges": coverage,
             "patterns": patterns,
@@ -283,6 +308,14 @@ def evaluate(
         click.echo(format_ranges(coverage))
         click.echo("by the fields given (each listing valued from those fields only):")
         click.echo(format_patterns(patterns))
+
+
+def _scores(valuer: Valuer, frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    return by_negotiation(
+        frame[data.PRICE].to_numpy(float),
+        valuer.predict_frame(frame),
+        frame[data.NEGOTIATION].to_numpy(),
+    )
 
 
 def default_output(source: Path, engine: str) -> Path:

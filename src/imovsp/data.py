@@ -201,6 +201,21 @@ def validate(
     return Validated(frame=out[valid], errors=reasons, report=report)
 
 
+def fingerprints(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each validated listing, price included: the artifact keeps those of
+    its training rows, so that an evaluation can tell the listings the model has seen."""
+    return np.sort(fingerprints_unsorted(frame))
+
+
+def fingerprints_unsorted(frame: pd.DataFrame) -> np.ndarray:
+    """:func:`fingerprints` in the rows' order."""
+    columns = [PRICE, "Condo", "Size", *COUNT_COLUMNS, *FLAG_COLUMNS, DISTRICT, NEGOTIATION]
+    columns += [LATITUDE, LONGITUDE]
+    hashed = pd.util.hash_pandas_object(frame[columns], index=False)
+    out: np.ndarray = hashed.to_numpy(dtype=np.uint64)
+    return out
+
+
 def _empty(text: pd.Series) -> pd.Series:
     """Cells that hold nothing: empty, or what pandas and Parquet write for a missing value."""
     return text.isin(["", "nan", "NaN", "None", "<NA>"])

@@ -103,6 +103,8 @@ class TrainResult:
     test: pd.DataFrame | None = None
     # The training distribution that monitoring compares live inputs with (see :mod:`drift`).
     reference: drift.Reference | None = None
+    # The final model's training listings, hashed (see data.fingerprints), sorted.
+    fingerprints: np.ndarray | None = None
 
 
 def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -520,6 +522,7 @@ def train(
         listings,
         test_table,
         reference=reference,
+        fingerprints=data.fingerprints(frame),
     )
 
 

@@ -137,6 +137,7 @@ class Valuer:
         calibrations: Mapping[str, Calibration],
         listings: Mapping[str, ComparableIndex],
         reference: Reference | None = None,
+        fingerprints: np.ndarray | None = None,
     ) -> None:
         self.builder = builder
         self.boosters = dict(boosters)
@@ -146,6 +147,8 @@ class Valuer:
         self.listings = dict(listings)  # training listings, for comparables
         # The training distribution, for monitoring (None in models trained before it existed).
         self.reference = reference
+        # Hashes of the training listings (see data.fingerprints; None in older models).
+        self.fingerprints = fingerprints
         self.path: Path | None = None  # the model directory, once saved or loaded
         self.load_seconds: float | None = None
         # Per negotiation: the ensembles' members' and the spread model's single-row predictors.
@@ -213,6 +216,7 @@ class Valuer:
             calibrations=result.calibrations,
             listings=result.comparables,
             reference=result.reference,
+            fingerprints=result.fingerprints,
         )
 
     def to_artifact(self) -> Artifact:
@@ -220,6 +224,8 @@ class Valuer:
         arrays.update(comparables.state(self.listings))
         if self.reference is not None:
             arrays.update(self.reference.state()[1])
+        if self.fingerprints is not None:
+            arrays["training_fingerprints"] = self.fingerprints
         models = {
             name: member.model_to_string()
             for n, model in self.boosters.items()
@@ -308,6 +314,7 @@ class Valuer:
             calibrations=calibrations,
             listings=listings,
             reference=reference,
+            fingerprints=art.arrays.get("training_fingerprints"),
         )
         valuer.path = path
         valuer.load_seconds = time.perf_counter() - started
@@ -563,6 +570,14 @@ class Valuer:
                 est["log_median"][m], est["sigma"][m], est["price"][m], level, est["klass"][m]
             )
         return est["price"], low, high
+
+    def seen(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """Which validated listings were among the model's training rows (``None`` for a model
+        that does not keep their fingerprints)."""
+        if self.fingerprints is None:
+            return None
+        found: np.ndarray = np.isin(data.fingerprints_unsorted(frame), self.fingerprints)
+        return found
 
     def pattern_metrics(self, frame: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
         """Labelled, validated listings of known districts valued from each field set a person

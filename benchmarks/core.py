@@ -83,7 +83,9 @@ def main() -> None:
         1,
         condo_fee=1310,
         elevator=True,
+        furnished=False,
         swimming_pool=True,
+        new=False,
         latitude=-23.491423,
         longitude=-46.620248,
     )

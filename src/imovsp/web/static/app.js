@@ -89,18 +89,21 @@
 
   function showAsOf(v) {
     if (v.as_of == null) {
-      $("as-of").textContent = "";
-      $("data-month-price").textContent = "";
+      for (const id of ["as-of", "data-month-price", "comparables-note"]) $(id).textContent = "";
       return;
     }
     const capitalised = v.index_basis.charAt(0).toUpperCase() + v.index_basis.slice(1);
-    $("as-of").textContent = `${capitalised} (${v.index_credit}).`;
-    $("data-month-price").textContent =
-      v.as_of === v.data_month
-        ? ""
-        : `Em ${monthName(v.data_month)}, mês dos anúncios do modelo: ` +
-          `${brl(v.price_at_data_month)}${v.per_month ? "/mês" : ""} ` +
-          `(fator do índice: ${number(v.index_factor, 3)}).`;
+    const moved = v.as_of !== v.data_month;
+    $("as-of").textContent = `${capitalised}.`;
+    $("data-month-price").textContent = moved
+      ? `Em ${monthName(v.data_month)}, mês dos anúncios do modelo: ` +
+        `${brl(v.price_at_data_month)}${v.per_month ? "/mês" : ""} ` +
+        `(fator ${number(v.index_factor, 3)}; fonte: ${v.index_credit}).`
+      : "";
+    $("comparables-note").textContent = moved
+      ? `Preços anunciados em ${monthName(v.data_month)}, corrigidos para ` +
+        `${monthName(v.as_of)} pelo mesmo índice.`
+      : `Preços anunciados em ${monthName(v.data_month)}.`;
   }
 
   // -- errors next to their field -----------------------------------------------------------

@@ -102,7 +102,7 @@ def test_default_as_of_is_the_latest_month_of_the_negotiations_series() -> None:
     sale = as_of.resolve(index, "2019-04", "sale", None)
     rent = as_of.resolve(index, "2019-04", "rent", None)
     assert (sale.month, rent.month) == ("2025-08", "2025-07")
-    assert sale.basis() == (
+    assert sale.basis == (
         "valor de agosto de 2025, corrigido pelo Índice FipeZAP desde abril de 2019"
     )
     at_data = as_of.resolve(index, "2019-04", "sale", "2019-04")

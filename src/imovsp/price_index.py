@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -74,7 +74,7 @@ def month_pt(month: str) -> str:
     return f"{MONTHS_PT[m - 1]} de {year}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: answers about it can be cached
 class PriceIndex:
     """One index series per negotiation type: month (``YYYY-MM``) → index value."""
 
@@ -86,10 +86,14 @@ class PriceIndex:
         return sorted(self.values[negotiation])
 
     def first(self, negotiation: str) -> str:
-        return min(self.values[negotiation])
+        return self._ends[negotiation][0]
 
     def last(self, negotiation: str) -> str:
-        return max(self.values[negotiation])
+        return self._ends[negotiation][1]
+
+    @cached_property
+    def _ends(self) -> dict[str, tuple[str, str]]:
+        return {n: (min(v), max(v)) for n, v in self.values.items()}
 
     def coverage(self) -> str:
         """``sale 2008-01 to 2025-08, rent 2008-01 to 2025-07``."""

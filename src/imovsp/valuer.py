@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ class Valuer:
     def version(self) -> str:
         return str(self.metadata["version"])
 
-    @property
+    @cached_property
     def data_month(self) -> str:
         """The month (``YYYY-MM``) whose money the model's prices are in."""
         return str(self.metadata["data"].get("month", DEFAULT_DATA_MONTH))

@@ -284,7 +284,8 @@ def test_a_bad_index_file_setting_stops_every_command_with_one_line(
         get_settings.cache_clear()
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines() == [
-        f"Error: bad setting in the environment: IMOVSP_PRICE_INDEX: {path} line 2: "
+        "Error: bad setting in the environment: IMOVSP_PRICE_INDEX: Value error, "
+        f"{path} line 2: "
         "rent_index is not a number: 'x'"
     ]
 

@@ -191,8 +191,7 @@ def cli(ctx: click.Context) -> None:
         ctx.obj = get_settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{variable_names(str(e['loc'][0]))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors(include_url=False)
+            f"{variable_names(str(e['loc'][0]))}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         fail(f"bad setting in the environment: {problems}")
 

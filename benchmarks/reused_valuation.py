@@ -28,7 +28,7 @@ _first: list[Valuation] = []
 
 def _reused(self: Valuer, props: Any, *args: Any, **kwargs: Any) -> list[Valuation]:
     if not _first:
-        _first.extend(_value_many(self, props[:1], *args, **{**kwargs, "defaulted": None}))
+        _first.extend(_value_many(self, props[:1], *args, **kwargs))
     return _first * len(props)
 
 

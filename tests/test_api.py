@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from imovsp import price_index
 from imovsp.api import create_app, telemetry
 from imovsp.api.schemas import BatchOut, ErrorOut, ValuationOut
 from imovsp.features import Property
@@ -78,7 +79,11 @@ def test_valuation_matches_the_valuer_and_prices_fields_not_given_as_unknown(
     body = ValuationOut.model_validate(response.json())
     prop = valuer.prepare(SANTANA)
     expected = valuer.predict_one(prop)
-    assert body.price == round(expected, -3)
+    # In the money of the index's latest sale month, and in the model's own beside it.
+    factor = price_index.load().factor("sale", valuer.data_month, "2025-08")
+    assert (body.as_of, body.index_factor) == ("2025-08", round(factor, 6))
+    assert body.price == round(expected * factor, -3)
+    assert body.price_at_data_month == round(expected, -3)
     assert body.negotiation == "sale"
     assert body.district == "Santana"
     assert not body.per_month
@@ -105,7 +110,7 @@ def test_valuation_matches_the_valuer_and_prices_fields_not_given_as_unknown(
     assert body.property.latitude is None
     assert body.model_version == valuer.version
     assert body.request_id == response.headers["x-request-id"]
-    assert body.price_m2 == pytest.approx(expected / 130, abs=0.01)
+    assert body.price_m2 == pytest.approx(expected * factor / 130, abs=0.01)
 
 
 def test_valuation_says_which_fields_would_narrow_its_range(client: TestClient) -> None:
@@ -128,7 +133,7 @@ def test_valuation_with_every_field_defaults_nothing(client: TestClient, valuer:
     assert response.status_code == 200, response.text
     body = ValuationOut.model_validate(response.json())
     expected = valuer.predict_one(Property(**FULL))
-    assert body.price == round(expected, -1)  # rents are rounded to R$ 10
+    assert body.price_at_data_month == round(expected, -1)  # rents are rounded to R$ 10
     assert body.per_month is True
     assert body.defaulted == body.not_given == []
     assert body.location_estimated is False

@@ -231,7 +231,7 @@ def test_openapi_in_docs_is_the_one_served(client: TestClient) -> None:
     size = served["components"]["schemas"]["PropertyIn"]["properties"]["size_m2"]
     assert (size["minimum"], size["maximum"]) == (10, 2000)
     options = [p["name"] for p in paths["/v1/valuations"]["post"]["parameters"]]
-    assert options == ["level", "explain", "comparables"]
+    assert options == ["level", "explain", "comparables", "as_of"]
 
 
 def test_interactive_docs_are_served(client: TestClient) -> None:

@@ -82,6 +82,8 @@ def test_score_keeps_every_row_in_order_with_errors(runner: CliRunner, tmp_path:
         "price_low",
         "price_high",
         "error",
+        "as_of",
+        "index_factor",
     ]
     pd.testing.assert_frame_equal(out[rows.columns], rows)
     assert out.loc[4, "error"] == "Size must be > 0"

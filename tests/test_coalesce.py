@@ -11,6 +11,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from imovsp import as_of, price_index
 from imovsp.api import create_app
 from imovsp.api.coalesce import Coalescer, Options
 from imovsp.features import Property
@@ -204,5 +205,9 @@ def test_requests_in_flight_together_share_one_valuation_call(
     for body, response in zip(good, responses[len(bad) :], strict=True):
         assert response.status_code == 200, response.text
         alone = valuer.value(valuer.prepare(body))
-        assert response.json()["price"] == round(alone.price, -3)
-        assert response.json()["price_low"] == round(alone.price_low or 0, -3)
+        # Answered in the index's latest month: the same valuation, moved.
+        at = as_of.resolve(price_index.load(), valuer.data_month, body["negotiation"], None)
+        moved = as_of.move(alone, at.factor)
+        assert response.json()["price_at_data_month"] == round(alone.price, -3)
+        assert response.json()["price"] == round(moved.price, -3)
+        assert response.json()["price_low"] == round(moved.price_low or 0, -3)

@@ -117,14 +117,16 @@ def test_every_valuation_served_is_recorded_with_its_inputs_and_answer(
     completed = answer["property"]
     for field in ("district", "size_m2", "rooms", "toilets", "suites", "parking", "elevator"):
         assert one[field] == completed[field], field
-    assert round(one["price"], -3) == answer["price"]
+    # The log keeps the model's own month; the answer also says it beside the as_of price.
+    assert round(one["price"], -3) == answer["price_at_data_month"]
     assert one["model_version"] == answer["model_version"]
     assert one["location_estimated"] is True
     assert one["level"] == 0.8
     assert one["price_low"] < one["price"] < one["price_high"]
     assert one["latency_ms"] > 0
     assert found[1]["negotiation"] == "rent"
-    assert found[1]["price"] == pytest.approx(batch.json()["items"][0]["valuation"]["price"], 1e-2)
+    in_batch = batch.json()["items"][0]["valuation"]
+    assert found[1]["price"] == pytest.approx(in_batch["price_at_data_month"], 1e-2)
     assert round(found[3]["price"], 2) == legacy.json()["Previsao do valor R$ "]
 
 
@@ -269,9 +271,10 @@ def test_feedback_right_after_a_valuation_is_stored(database: str, models_dir: P
         body = FeedbackOut.model_validate(response.json())
         assert body.request_id == answer["request_id"]
         assert body.model_version == answer["model_version"]
-        assert round(body.price, -3) == answer["price"]
+        assert round(body.price, -3) == answer["price_at_data_month"]  # the log's month
         assert body.error_pct == pytest.approx(100 * (body.price / 800_000 - 1), abs=0.01)
-        assert body.inside_range == (answer["price_low"] <= 800_000 <= answer["price_high"])
+        low, high = (answer[k] / answer["index_factor"] for k in ("price_low", "price_high"))
+        assert body.inside_range == (low <= 800_000 <= high)
         batch = client.post("/v1/valuations/batch", json={"items": [SANTANA, RENT]}).json()
         second = client.post(
             "/v1/feedback",

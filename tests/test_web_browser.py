@@ -107,10 +107,10 @@ def page(browser: Browser, base: str) -> Iterator[Page]:
     assert problems == []
 
 
-def api(base: str, body: dict[str, Any]) -> dict[str, Any]:
-    """What the API answers for the body the page should send."""
+def api(base: str, body: dict[str, Any], more: str = "") -> dict[str, Any]:
+    """What the API answers for the body the page should send (``more``: other options)."""
     request = urllib.request.Request(
-        f"{base}/v1/valuations?{OPTIONS}",
+        f"{base}/v1/valuations?{OPTIONS}{more}",
         json.dumps(body).encode(),
         {"content-type": "application/json"},
     )
@@ -266,6 +266,50 @@ def test_hints_say_which_fields_narrow_the_range_and_the_form_marks_them(
     submit(page)
     expect(page.locator("#sharpen")).to_have_text("")
     expect(page.locator("#location")).not_to_have_class(marked)
+
+
+def test_estimate_is_in_the_latest_month_with_the_2019_figure_beside_and_another_month_chosen(
+    page: Page, base: str
+) -> None:
+    sale = {"negotiation": "sale", "district": "Santana", "size_m2": 130}
+    page.get_by_label("Bairro").fill("Santana")
+    page.get_by_label("Área útil (m²)").fill("130")
+    submit(page)
+    expected = api(base, sale)
+    expect(page.locator("#price")).to_have_text(brl(expected["price"]))
+    expect(page.locator("#as-of")).to_have_text(
+        "Valor de agosto de 2025, corrigido pelo Índice FipeZAP desde abril de 2019."
+    )
+    expect(page.locator("#data-month-price")).to_contain_text(
+        f"Em abril de 2019, mês dos anúncios do modelo: {brl(expected['price_at_data_month'])}"
+    )
+    expect(page.locator("#data-month-price")).to_contain_text("fonte: Índice FipeZAP (FIPE)")
+    expect(page.locator("#comparables-note")).to_have_text(
+        "Preços anunciados em abril de 2019, corrigidos para agosto de 2025 pelo mesmo índice."
+    )
+    assert expected["price"] > expected["price_at_data_month"]
+    shot(page, "04-result-as-of")
+
+    months = page.locator("#as_of")
+    expect(months.locator("option").first).to_have_text("agosto de 2025 (o mais recente)")
+    months.select_option("2021-03")
+    submit(page)
+    march = api(base, sale, "&as_of=2021-03")
+    expect(page.locator("#price")).to_have_text(brl(march["price"]))
+    expect(page.locator("#as-of")).to_contain_text("Valor de março de 2021, corrigido")
+    expect(page.locator("#range-low")).to_have_text(brl(march["price_low"]))
+
+    # Rents' index ends a month earlier: the list follows the negotiation type.
+    page.locator("#negotiation-rent").check()
+    expect(months.locator("option").first).to_have_text("julho de 2025 (o mais recente)")
+    expect(months).to_have_value("2021-03")  # still offered for rents
+    months.select_option("2019-04")
+    submit(page)
+    expect(page.locator("#as-of")).to_have_text(
+        "Valor de abril de 2019, mês dos anúncios do modelo."
+    )
+    expect(page.locator("#data-month-price")).to_have_text("")
+    assert low_contrast(page) == []
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -29,9 +29,10 @@ LOW, HIGH = "price_low", "price_high"
 ERROR = "error"
 # The optional fields a row left empty, priced as unknown: e.g. "condo_fee;location".
 NOT_GIVEN = "not_given"
+AS_OF, FACTOR = "as_of", "index_factor"
 # Every column the scorer writes (ranges once the model has them). An input that already has
 # one, e.g. a file scored before, gets it replaced.
-SCORE_COLUMNS = (PREDICTED, "price_low", "price_high", NOT_GIVEN, ERROR)
+SCORE_COLUMNS = (PREDICTED, "price_low", "price_high", NOT_GIVEN, ERROR, AS_OF, FACTOR)
 CHUNK_ROWS = 100_000
 
 
@@ -47,14 +48,27 @@ class ScoreSummary:
         self.errors += other.errors
 
 
-def score_frame(valuer: Valuer, raw: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+def score_frame(
+    valuer: Valuer,
+    raw: pd.DataFrame,
+    *,
+    level: float = DEFAULT_LEVEL,
+    months: Mapping[str, tuple[str, float] | str] | None = None,
+) -> pd.DataFrame:
     """``raw`` (strings as read) plus ``predicted_price``, its range at ``level``
-    (``price_low``, ``price_high``), ``not_given`` and ``error`` columns. An empty cell of an
-    optional field means it was not given: the model prices it as unknown."""
+    (``price_low``, ``price_high``), ``not_given``, ``error``, and the month whose money they
+    are in and the index factor that moved them there (``as_of``, ``index_factor``). An empty
+    cell of an optional field means it was not given: the model prices it as unknown.
+
+    ``months`` gives, per negotiation type, ``(month, factor)`` or the error its rows get
+    (see :func:`imovsp.as_of.resolve_all`); without it, prices stay in the model's month.
+    """
     validated = data.validate(raw, require_price=False, allow_missing=True)
     errors = validated.errors.copy()
     columns = {name: pd.Series(np.nan, index=raw.index) for name in (PREDICTED, LOW, HIGH)}
     not_given = pd.Series("", index=raw.index, dtype=object)
+    as_of = pd.Series(None, index=raw.index, dtype=object)
+    factor = pd.Series(np.nan, index=raw.index, dtype=float)
     valid = validated.frame
     if len(valid):
         unknown = valuer.unknown_districts(valid)
@@ -65,17 +79,29 @@ def score_frame(valuer: Valuer, raw: pd.DataFrame, *, level: float = DEFAULT_LEV
         for n in missing:
             errors[ok.index[ok[data.NEGOTIATION] == n]] = f"this model does not value {n}"
         ok = ok[ok[data.NEGOTIATION].isin(valuer.negotiations)]
+        if months is None:
+            months = dict.fromkeys(valuer.negotiations, (valuer.data_month, 1.0))
+        for n, at in months.items():
+            if isinstance(at, str):  # the index has no such month for this type
+                errors[ok.index[ok[data.NEGOTIATION] == n]] = at
+        ok = ok[[isinstance(months.get(n), tuple) for n in ok[data.NEGOTIATION]]]
         if len(ok):
             found = valuer.range_frame(ok, level=level)
+            at_month = [cast(tuple[str, float], months[n]) for n in ok[data.NEGOTIATION]]
+            factors = np.array([factor for _, factor in at_month])
             for name, found_values in zip((PREDICTED, LOW, HIGH), found, strict=True):
-                columns[name][ok.index] = np.round(found_values, 0)
+                columns[name][ok.index] = np.round(found_values * factors, 0)
             missing = not_given_columns(frame_columns(ok))
             not_given.loc[ok.index] = pd.Series([";".join(f) for f in missing], index=ok.index)
+            as_of[ok.index] = [month for month, _ in at_month]
+            factor[ok.index] = np.round(factors, 6)
     out = raw.copy()
     for name, column in columns.items():
         out[name] = column.astype("Int64")
     out[NOT_GIVEN] = not_given
     out[ERROR] = errors.fillna("")
+    out[AS_OF] = as_of.fillna("")
+    out[FACTOR] = factor
     return out
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -19,7 +19,8 @@ import click
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from imovsp import artifact, data, formats, report, training
+from imovsp import artifact, data, formats, price_index, report, training
+from imovsp import as_of as as_of_module
 from imovsp.artifact import ArtifactError
 from imovsp.batch import CHUNK_ROWS, ScoreSummary, score_file
 from imovsp.cli_models import models
@@ -29,6 +30,7 @@ from imovsp.features import Property, UnknownDistrictError
 from imovsp.formats import Format
 from imovsp.metrics import by_negotiation, format_patterns, format_ranges, format_table
 from imovsp.monitoring.commands import db, monitor
+from imovsp.price_index import PriceIndexError
 from imovsp.ranges import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings, variable_names
 from imovsp.valuer import Valuation, Valuer
@@ -36,7 +38,7 @@ from imovsp.valuer import Valuation, Valuer
 if TYPE_CHECKING:
     import pandas as pd
 
-USER_ERRORS = (DataError, ArtifactError, UnknownDistrictError, FileNotFoundError)
+USER_ERRORS = (DataError, ArtifactError, UnknownDistrictError, FileNotFoundError, PriceIndexError)
 
 
 class UserError(click.ClickException):
@@ -76,20 +78,41 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def train_model(
-    settings: Settings, data_path: Path, *, seed: int, out: Path, compare_seed: bool = True
+    settings: Settings,
+    data_path: Path | Sequence[Path],
+    *,
+    seed: int,
+    out: Path,
+    compare_seed: bool = True,
+    data_month: str | None = None,
+    base_month: str | None = None,
 ) -> Valuer:
-    """Train on ``data_path`` and save the model as the current one in ``out``."""
+    """Train on ``data_path`` (one listings file or several) and save the model as the current
+    one in ``out``. Rows without a ``Month`` take ``data_month`` (default: the setting); prices
+    are brought to ``base_month`` (default: the latest) by the price index first."""
+    paths = [data_path] if isinstance(data_path, Path) else list(data_path)
     step = stepper()
-    step(f"reading {data_path}")
-    frame, data_report = data.load_training_data(data_path)
+    step(f"reading {', '.join(map(str, paths))}")
+    index = settings.index()
+    frame, data_report = data.load_dated_listings(
+        paths,
+        default_month=data_month or settings.data_month,
+        index=index,
+        base_month=base_month,
+    )
     step(data_report.summary())
     result = training.train(frame, seed=seed, compare_seed=compare_seed, progress=step)
+    hashes = [data.file_sha256(p) for p in paths]
+    several = len(data_report.months) > 1 or data_report.base_month not in data_report.months
     valuer = Valuer.from_training(
         result,
-        data_sha256=data.file_sha256(data_path),
+        data_sha256=hashes[0] if len(paths) == 1 else data.combined_sha256(hashes),
         data_report=data_report,
-        source=str(data_path),
+        source=", ".join(map(str, paths)),
+        data_month=data_report.base_month,
+        price_index=index.describe() if several else None,
     )
+    data_path = paths[0]
     path = valuer.save(out)
     step(f"saved {path} (current)")
     if result.test is not None:
@@ -128,6 +151,12 @@ level_option = click.option(
     default=DEFAULT_LEVEL,
     show_default=True,
     help="Nominal coverage of the price range, e.g. 0.9 for a 90% range.",
+)
+as_of_option = click.option(
+    "--as-of",
+    metavar="YYYY-MM",
+    help="Give prices in this month's money, moved from the model's data month by the price "
+    "index (default: the latest month the index covers for the negotiation type).",
 )
 model_option = click.option(
     "--model",
@@ -176,7 +205,20 @@ def cli(ctx: click.Context) -> None:
     "--data",
     "data_path",
     type=click.Path(path_type=Path),
-    help="Training listings CSV (default: IMOVSP_DATA).",
+    multiple=True,
+    help="Training listings CSV (default: IMOVSP_DATA); repeat it to train on several files. "
+    "A Month column (YYYY-MM) dates each row.",
+)
+@click.option(
+    "--data-month",
+    metavar="YYYY-MM",
+    help="Month of the rows without a Month (default: IMOVSP_DATA_MONTH, 2019-04).",
+)
+@click.option(
+    "--base-month",
+    metavar="YYYY-MM",
+    help="Month whose money prices are brought to before training, by the price index; it "
+    "becomes the model's data month (default: the latest month of the listings).",
 )
 @click.option(
     "--out",
@@ -192,23 +234,33 @@ def cli(ctx: click.Context) -> None:
 @click.pass_context
 def train(
     ctx: click.Context,
-    data_path: Path | None,
+    data_path: tuple[Path, ...],
+    data_month: str | None,
+    base_month: str | None,
     out: Path | None,
     seed: int | None,
     no_seed_comparison: bool,
 ) -> None:
-    """Train, tune and evaluate a model; save it as a new current version."""
+    """Train, tune and evaluate a model; save it as a new current version.
+
+    Listings of several months are brought to one month's money by the price index first.
+    """
     settings = _settings(ctx)
     with user_errors():
+        if data_month is not None:
+            data_month = "{}-{:02d}".format(*price_index.parse_month(data_month))
         valuer = train_model(
             settings,
-            data_path or settings.data,
+            list(data_path) or settings.data,
             seed=settings.seed if seed is None else seed,
             out=out or settings.models_dir,
             compare_seed=not no_seed_comparison,
+            data_month=data_month,
+            base_month=base_month,
         )
     metrics = valuer.metadata["metrics"]
     click.echo(f"model {valuer.version}: test split of {metrics['split']['test_rows']} rows")
+    click.echo(f"prices in the money of {valuer.data_month} (the model's data month)")
     click.echo(format_table(metrics["test"]))
     click.echo("price ranges on the test split:")
     click.echo(format_ranges(metrics["ranges"]))
@@ -405,6 +457,7 @@ def progress(total: int | None, *, enabled: bool | None) -> Iterator[Callable[[i
     help="Show a progress bar with rows/s (default: only on a terminal).",
 )
 @level_option
+@as_of_option
 @click.pass_context
 def score(
     ctx: click.Context,
@@ -419,9 +472,11 @@ def score(
     chunk_rows: int,
     show_progress: bool | None,
     level: float,
+    as_of: str | None,
 ) -> None:
     """Score a listings file (CSV, gzip CSV or Parquet): every row kept, in order, plus
-    predicted_price and its range (price_low, price_high), or an error."""
+    predicted_price and its range (price_low, price_high) in the money of the as_of month
+    (with as_of and index_factor columns), or an error."""
     settings = _settings(ctx)
     if engine == "local" and (scheduler or workers or single_file):
         fail("--scheduler, --workers and --single-file go with --engine dask")
@@ -432,6 +487,7 @@ def score(
             fail(f"input file not found: {source}")
         target = output or default_output(source, engine)
         valuer = load_valuer(settings, model, train_if_missing=True)
+        months = batch_months(settings, valuer, as_of)
         started = time.perf_counter()
         with progress(formats.count_rows(source), enabled=show_progress) as advance:
             if engine == "dask":
@@ -445,7 +501,7 @@ def score(
                     single_file=single_file,
                     chunk_rows=chunk_rows,
                     on_part=advance,
-                    options={"level": level},
+                    options={"level": level, "months": months},
                 )
             else:
                 summary = score_file(
@@ -455,7 +511,7 @@ def score(
                     out_format=out_format,
                     chunk_rows=chunk_rows,
                     on_chunk=advance,
-                    options={"level": level},
+                    options={"level": level, "months": months},
                 )
     seconds = time.perf_counter() - started
     rate = summary.rows / seconds if seconds > 0 else 0.0
@@ -463,6 +519,18 @@ def score(
         f"scored {summary.scored} of {summary.rows} rows ({summary.errors} with errors) in "
         f"{seconds:.1f}s ({rate:,.0f} rows/s) with model {valuer.version} → {target}"
     )
+
+
+def batch_months(settings: Settings, valuer: Valuer, asked: str | None) -> dict[str, Any]:
+    """Per negotiation type, ``(month, factor)`` for :func:`imovsp.batch.score_frame`, or the
+    error its rows get; exit 2 when the month is malformed or in no series."""
+    index = settings.index()
+    as_of_module.check_model(index, valuer.data_month)
+    found = as_of_module.resolve_all(index, valuer.data_month, valuer.negotiations, asked)
+    return {
+        n: str(at) if isinstance(at, PriceIndexError) else (at.month, at.factor)
+        for n, at in found.items()
+    }
 
 
 def _score_on_dask(valuer: Valuer, source: Path, target: Path, **options: Any) -> ScoreSummary:
@@ -519,6 +587,7 @@ NEGOTIATION = click.Choice(data.NEGOTIATIONS, case_sensitive=False)
     help=f"Show this many similar listings from the training data (up to {MAX_COMPARABLES}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the valuation as JSON.")
+@as_of_option
 @click.pass_context
 def predict(
     ctx: click.Context,
@@ -529,6 +598,7 @@ def predict(
     level: float,
     explain: bool,
     comparables: int,
+    as_of: str | None,
     **options: Any,
 ) -> None:
     """Value one property given as options or as a JSON file.
@@ -558,18 +628,30 @@ def predict(
         valuer = load_valuer(settings, model, train_if_missing=False)
         try:
             fields["negotiation"] = str(fields["negotiation"]).lower()
+            prop = valuer.prepare(fields)
             valuation = valuer.value(
-                valuer.prepare(fields),
+                prop,
                 level=level,
                 explain=explain,
                 comparables=comparables,
             )
+            index = settings.index()
+            as_of_module.check_model(index, valuer.data_month)
+            at = as_of_module.resolve(index, valuer.data_month, prop.negotiation, as_of)
         except (TypeError, ValueError) as exc:
             fail(str(exc))
+    moved = as_of_module.move(valuation, at.factor)
     if as_json:
-        click.echo(json.dumps(valuation_json(valuation), ensure_ascii=False))
+        found = valuation_json(moved)
+        found.update(as_of_module.fields(at, valuation, price=_round))
+        for shown, listed in zip(
+            found.get("comparables", []), valuation.comparables or (), strict=True
+        ):
+            shown["price_at_data_month"] = listed.price
+        click.echo(json.dumps(found, ensure_ascii=False))
         return
-    click.echo("\n".join(valuation_lines(valuation)))
+    click.echo("\n".join(valuation_lines(moved)))
+    click.echo(as_of_line(at, valuation))
     if valuation.not_given:
         typical = ", ".join(f"{k} {_plain(v)}" for k, v in (valuation.typical or {}).items())
         say(f"not given, priced as unknown: {', '.join(valuation.not_given)}")
@@ -584,6 +666,18 @@ def _plain(value: float | bool) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return f"{value:g}"
+
+
+def as_of_line(at: as_of_module.AsOf, original: Valuation) -> str:
+    """Which month's money the figures are in, on what basis, and the price in the model's."""
+    n = original.property.negotiation
+    if at.month == at.data_month:
+        return f"in the money of {at.month}, the model's data month"
+    return (
+        f"in the money of {at.month}: the model's {at.data_month} figures × {at.factor:.4f} "
+        f"({price_index.CREDIT}, {n}, all flats); in {at.data_month} money "
+        f"R$ {_round(original.price, n):,.0f}"
+    )
 
 
 def _round(price: float, negotiation: str) -> float:
@@ -692,11 +786,40 @@ def serve(
     with user_errors():
         # Loaded here once so that a bad model stops the start with one line, not a traceback
         # in every worker; the workers load their own copies.
-        path = load_valuer(settings, model, train_if_missing=True).path
+        served = load_valuer(settings, model, train_if_missing=True)
+        as_of_module.check_model(settings.index(), served.data_month)
+        path = served.path
     assert path is not None
     say(f"serving model {path.name} on http://{host}:{port} with {workers} worker(s)")
 
     exec_server(path, host=host, port=port, workers=workers)
+
+
+@cli.command("index")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+@click.pass_context
+def index_command(ctx: click.Context, as_json: bool) -> None:
+    """Show the price index in use (IMOVSP_PRICE_INDEX, else the shipped one): its series and
+    the months it covers, and the factor from the current model's data month to the latest."""
+    settings = _settings(ctx)
+    index = settings.index()
+    described = index.describe()
+    path = artifact.resolve(settings.model, settings.models_dir)
+    data_month = None
+    if path is not None:
+        with user_errors():
+            data_month = Valuer.load(path).data_month
+    if as_json:
+        click.echo(json.dumps({**described, "model_data_month": data_month}, ensure_ascii=False))
+        return
+    click.echo(f"{price_index.CREDIT}, São Paulo, series '{index.series}' (all flats)")
+    click.echo(f"source: {index.source}")
+    for n in ("sale", "rent"):
+        line = f"{n:<5} {index.first(n)} to {index.last(n)} ({len(index.months(n))} months)"
+        if data_month is not None and data_month in index.values[n]:
+            factor = index.factor(n, data_month, index.last(n))
+            line += f"; × {factor:.4f} from the model's {data_month} to {index.last(n)}"
+        click.echo(line)
 
 
 cli.add_command(db)

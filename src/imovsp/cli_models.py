@@ -14,6 +14,7 @@ import click
 from imovsp import artifact, rollout
 from imovsp.artifact import ArtifactError
 from imovsp.settings import Settings
+from imovsp.valuer import DEFAULT_DATA_MONTH
 
 models_dir_option = click.option(
     "--models-dir",
@@ -54,7 +55,7 @@ def list_versions(directory: Path) -> None:
         click.echo(f"no models in {directory}: run `imovsp train`")
         return
     current = artifact.current_version(directory)
-    click.echo(f"  {'version':<26} {'sale MAPE%':>10} {'rent MAPE%':>10} {'rows':>7}")
+    click.echo(f"  {'version':<26} {'sale MAPE%':>10} {'rent MAPE%':>10} {'rows':>7} {'month':>7}")
     for version in found:
         try:
             meta = json.loads((directory / version / artifact.METADATA).read_text("utf-8"))
@@ -63,7 +64,9 @@ def list_versions(directory: Path) -> None:
             cells = [
                 f"{test.get(n, {}).get('mape', float('nan')):>10.2f}" for n in ("sale", "rent")
             ]
-            line = f"{' '.join(cells)} {rows:>7}"
+            # Models saved before the month was recorded were trained on the 2019-04 dev file.
+            month = meta["data"].get("month", DEFAULT_DATA_MONTH)
+            line = f"{' '.join(cells)} {rows:>7} {month:>7}"
         except (OSError, ValueError, KeyError, TypeError):
             line = "  (unreadable metadata)"
         mark = "*" if version == current else " "

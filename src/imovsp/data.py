@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from imovsp.price_index import parse_month
+
+if TYPE_CHECKING:
+    from imovsp.price_index import PriceIndex
 
 PRICE = "Price"
 NEGOTIATION = "Negotiation Type"
@@ -23,6 +29,8 @@ DISTRICT = "District"
 LATITUDE = "Latitude"
 LONGITUDE = "Longitude"
 PROPERTY_TYPE = "Property Type"
+# Optional: the month a listing is of (YYYY-MM); files without it take one month for all rows.
+MONTH = "Month"
 
 COUNT_COLUMNS = ("Rooms", "Toilets", "Suites", "Parking")
 FLAG_COLUMNS = ("Elevator", "Furnished", "Swimming Pool", "New")
@@ -60,6 +68,10 @@ class DataReport:
     coordinates_swapped: int = 0
     coordinates_missing: int = 0
     rows_kept: int = 0
+    # Listings per month (YYYY-MM) and the month their prices were brought to by the price
+    # index (see :func:`load_dated_listings`); empty when read without months.
+    months: dict[str, int] = field(default_factory=dict)
+    base_month: str | None = None
 
     @property
     def rows_rejected(self) -> int:
@@ -75,7 +87,16 @@ class DataReport:
             f"{self.duplicates_removed} exact duplicates removed, "
             f"{self.coordinates_swapped} swapped coordinates fixed, "
             f"{self.coordinates_missing} locations missing (filled from the district), "
-            f"{self.rows_kept} kept"
+            f"{self.rows_kept} kept" + (self._months_summary() if self.months else "")
+        )
+
+    def _months_summary(self) -> str:
+        first, last = min(self.months), max(self.months)
+        if len(self.months) == 1 and first == self.base_month:
+            return f"; listings of {first}"
+        return (
+            f"; listings of {len(self.months)} month(s) from {first} to {last}, prices brought "
+            f"to {self.base_month} by the price index"
         )
 
 
@@ -140,12 +161,18 @@ def in_city(lat: Any, lon: Any) -> Any:
 
 
 def validate(
-    raw: pd.DataFrame, *, require_price: bool = True, allow_missing: bool = False
+    raw: pd.DataFrame,
+    *,
+    require_price: bool = True,
+    allow_missing: bool = False,
+    months: bool = False,
 ) -> Validated:
     """Validate and clean raw listings (strings as read), keeping a reason for every rejection.
 
     With ``allow_missing`` (scoring), an empty count or flag means "not given" and stays NaN;
-    training listings must have them all. An empty condo fee is unknown either way, as a 0."""
+    training listings must have them all. An empty condo fee is unknown either way, as a 0.
+    With ``months``, the ``Month`` column (``YYYY-MM``) is checked and kept too.
+    """
     check_columns(raw.columns, require_price=require_price)
     report = DataReport(rows_read=len(raw))
     reasons = pd.Series([None] * len(raw), index=raw.index, dtype=object)
@@ -193,6 +220,11 @@ def validate(
     out[LATITUDE] = lat.where(~missing)
     out[LONGITUDE] = lon.where(~missing)
 
+    if months:
+        month = raw[MONTH].astype(str).str.strip()
+        reject(~month.str.fullmatch(r"\d{4}-(0[1-9]|1[0-2])"), "Month is not YYYY-MM")
+        out[MONTH] = month
+
     valid = reasons.isna()
     report.rejected = {str(k): int(v) for k, v in reasons[~valid].value_counts().items()}
     report.coordinates_swapped = int((swapped & valid).sum())
@@ -221,9 +253,9 @@ def _empty(text: pd.Series) -> pd.Series:
     return text.isin(["", "nan", "NaN", "None", "<NA>"])
 
 
-def prepare_training(raw: pd.DataFrame) -> Validated:
+def prepare_training(raw: pd.DataFrame, *, months: bool = False) -> Validated:
     """Validate, then remove exact duplicate listings (before any split: they would leak)."""
-    validated = validate(raw, require_price=True)
+    validated = validate(raw, require_price=True, months=months)
     frame = validated.frame
     duplicated = raw.loc[frame.index].duplicated()
     validated.report.duplicates_removed = int(duplicated.sum())
@@ -237,3 +269,69 @@ def load_training_data(path: Path | str) -> tuple[pd.DataFrame, DataReport]:
     if validated.frame.empty:
         raise DataError(f"no usable rows in {path}: {validated.report.summary()}")
     return validated.frame.reset_index(drop=True), validated.report
+
+
+def load_dated_listings(
+    paths: Sequence[Path | str],
+    *,
+    default_month: str,
+    index: PriceIndex,
+    base_month: str | None = None,
+) -> tuple[pd.DataFrame, DataReport]:
+    """Listings of one or several files, of one month or many, with their prices in the money
+    of one base month: ready to train on.
+
+    A row's month is its ``Month`` column (``YYYY-MM``) when the file has one and the cell is
+    not empty, else ``default_month``. Each price is moved from its month to ``base_month`` by
+    ``index`` (the series of its negotiation type); a row whose month the index does not cover
+    is rejected with that reason. ``base_month`` defaults to the latest month of the listings
+    (capped at the last month that the index covers for every negotiation type present).
+    """
+    if not paths:
+        raise DataError("no listings file given")
+    raws = []
+    for path in paths:
+        raw = read_listings(path, require_price=True)
+        given = raw[MONTH].str.strip() if MONTH in raw.columns else pd.Series("", index=raw.index)
+        raws.append(raw.assign(**{MONTH: given.where(given != "", default_month)}))
+    combined = pd.concat(raws, ignore_index=True).fillna("")
+    source = paths[0] if len(paths) == 1 else f"{len(paths)} files"
+    validated = prepare_training(combined, months=True)
+    frame, report = validated.frame, validated.report
+    outside = pd.Series(False, index=frame.index)
+    for n in NEGOTIATIONS:
+        rows = frame[NEGOTIATION] == n
+        covered = frame[MONTH].map(lambda m, n=n: m in index.values[n])
+        for month in sorted(set(frame.loc[rows & ~covered, MONTH])):
+            reason = f"Month {month} is outside the {n} price index"
+            report.rejected[reason] = int((rows & ~covered & (frame[MONTH] == month)).sum())
+        outside |= rows & ~covered
+    frame = frame[~outside]
+    report.rows_kept -= int(outside.sum())
+    if frame.empty:
+        raise DataError(f"no usable rows in {source}: {report.summary()}")
+    if base_month is not None:
+        base_month = "{}-{:02d}".format(*parse_month(base_month))
+    else:
+        present = frame[NEGOTIATION].unique()
+        base_month = min(max(frame[MONTH]), *(index.last(n) for n in present))
+    factors = np.ones(len(frame))
+    for n in NEGOTIATIONS:
+        at = (frame[NEGOTIATION] == n).to_numpy()
+        if at.any():
+            try:
+                base = index.check(n, base_month)
+            except ValueError as exc:
+                raise DataError(
+                    f"cannot bring {n} prices to the base month: {exc} ({index.coverage()})"
+                ) from None
+            factors[at] = [index.factor(n, m, base) for m in frame.loc[at, MONTH]]
+    report.months = {str(k): int(v) for k, v in sorted(frame[MONTH].value_counts().items())}
+    report.base_month = base_month
+    frame = frame.assign(**{PRICE: frame[PRICE] * factors}).drop(columns=[MONTH])
+    return frame.reset_index(drop=True), report
+
+
+def combined_sha256(hashes: Sequence[str]) -> str:
+    """One fingerprint of several files' sha256s, in the order given."""
+    return hashlib.sha256("\n".join(hashes).encode()).hexdigest()

@@ -9,6 +9,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imovsp.price_index import PriceIndex, parse_month
+from imovsp.price_index import load as load_index
+
 # The development setup keeps the data beside the clone, in ../shared (see README).
 DEV_DATA = Path("../shared/data/sp-apartments-2019-dev.csv")
 DATABASE_URL = re.compile(r"^(sqlite|postgres|postgresql)(\+[a-z0-9_]+)?://")
@@ -27,6 +30,33 @@ class Settings(BaseSettings):
         None, description="A model directory or version to use instead of the current one."
     )
     seed: int = Field(42, description="Random seed for splits and training.")
+    data_month: str = Field(
+        "2019-04",
+        description="Month (YYYY-MM) of the training listings that have no Month column "
+        "(the dev file's listings are of April 2019).",
+    )
+    price_index: Path | None = Field(
+        None,
+        description="A price index CSV with the columns of the shipped FipeZAP file, to use "
+        "instead of it (e.g. with newer months); refused at start if malformed or incomplete.",
+    )
+
+    @field_validator("data_month")
+    @classmethod
+    def _a_month(cls, value: str) -> str:
+        year, month = parse_month(value)
+        return f"{year}-{month:02d}"
+
+    @field_validator("price_index")
+    @classmethod
+    def _a_usable_index(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_index(value)  # refused here, at start, rather than half used later
+        return value
+
+    def index(self) -> PriceIndex:
+        """The price index in use: ``price_index`` if set, else the shipped one."""
+        return load_index(self.price_index)
 
     # -- the HTTP service (`imovsp serve`) ---------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `imovsp serve` listens on.")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ from imovsp.single_row import SingleRowPredictor
 from imovsp.training import TrainResult
 
 XY = [FEATURES.index("x_km"), FEATURES.index("y_km")]
+# The month of the listings of models saved before the artifact recorded it: all were trained
+# on the dev file, whose listings are of April 2019.
+DEFAULT_DATA_MONTH = "2019-04"
 # From this many properties of one negotiation type valued together, building their features
 # and running the trees as one matrix is cheaper than row by row. Per property, valuing 1,536
 # sale listings of the dev data in groups of 1 / 4 / 6 / 8 / 64 (dev model, one thread):
@@ -160,6 +164,11 @@ class Valuer:
     def version(self) -> str:
         return str(self.metadata["version"])
 
+    @cached_property
+    def data_month(self) -> str:
+        """The month (``YYYY-MM``) whose money the model's prices are in."""
+        return str(self.metadata["data"].get("month", DEFAULT_DATA_MONTH))
+
     @property
     def negotiations(self) -> tuple[str, ...]:
         return tuple(self.boosters)
@@ -168,8 +177,18 @@ class Valuer:
 
     @classmethod
     def from_training(
-        cls, result: TrainResult, *, data_sha256: str, data_report: DataReport, source: str
+        cls,
+        result: TrainResult,
+        *,
+        data_sha256: str,
+        data_report: DataReport,
+        source: str,
+        data_month: str | None = None,
+        price_index: dict[str, Any] | None = None,
     ) -> Valuer:
+        """A Valuer of a training run. ``data_month`` (``YYYY-MM``) is the month whose money
+        its prices are in (the listings' month, or the base month they were brought to by
+        ``price_index``, described as in :meth:`imovsp.price_index.PriceIndex.describe`)."""
         created = datetime.now(UTC).replace(microsecond=0)
         fingerprint = json.dumps([data_sha256, result.params], sort_keys=True, default=str)
         digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:8]
@@ -182,6 +201,8 @@ class Valuer:
                 "sha256": data_sha256,
                 "rows": data_report.rows_kept,
                 "report": data_report.to_dict(),
+                "month": data_month or data_report.base_month or DEFAULT_DATA_MONTH,
+                **({"price_index": price_index} if price_index else {}),
             },
             "negotiations": list(result.boosters),
             "feature_schema": feature_meta,

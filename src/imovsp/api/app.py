@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 from starlette.types import Receive, Scope, Send
 
-from imovsp import artifact
+from imovsp import artifact, as_of
 from imovsp.api import admin, errors, feedback, legacy, ops, routes, telemetry
 from imovsp.api.limits import RateLimiter
 from imovsp.api.render import Valuing
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loaded = valuer or load_model(settings)
+        as_of.check_model(app.state.price_index, loaded.data_month)
         app.state.valuer = loaded
         app.state.valuing = Valuing(loaded)
         telemetry.set_model_info(loaded.version)
@@ -158,6 +159,8 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.settings = settings
+    # The price index that moves valuations to other months (see imovsp.as_of).
+    app.state.price_index = settings.index()
     telemetry.access_logger.disabled = not settings.access_log
     errors.install(app)
     app.include_router(routes.router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -14,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from imovsp import data
-from imovsp.api import errors, telemetry
+from imovsp.api import dating, errors, telemetry
 from imovsp.api.coalesce import Options
 from imovsp.api.deps import SettingsDep, ValuerDep, read_json, read_options, request_id, valuing
 from imovsp.api.errors import PropertyError
@@ -29,6 +30,7 @@ from imovsp.api.schemas import (
     PropertyIn,
     ValuationOut,
 )
+from imovsp.as_of import AsOf
 from imovsp.features import FLAGS, SIZE_BINS, TYPICAL
 from imovsp.monitoring.recorder import Recorder
 from imovsp.valuer import Valuation, Valuer
@@ -93,7 +95,9 @@ async def create_valuation(request: Request) -> Response:
     started = time.perf_counter()
     item = await read_json(request, PropertyIn)
     served = valuing(request)
-    options, notes = served.arguments(read_options(request))
+    asked = read_options(request)
+    options, notes = served.arguments(asked)
+    at = dating.month_for(request, served.valuer, item.negotiation, asked.as_of)
     # Computed on the event loop, with the other requests of this turn of the loop: a valuation
     # takes less time than a hop to a thread would.
     try:
@@ -103,7 +107,7 @@ async def create_valuation(request: Request) -> Response:
     telemetry.record_valuations({valuation.property.negotiation: 1})
     rid = request_id(request)
     request.app.state.recorder.record("api", rid, item, valuation, time.perf_counter() - started)
-    return JSONBytes(valuation_dict(valuation, request_id=rid, notes=notes))
+    return JSONBytes(dating.valuation_body(valuation, at, request_id=rid, notes=notes))
 
 
 async def valuations_asgi(scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,9 +128,15 @@ def _value_batch(
     rid: str,
     notes: list[str],
     recorder: Recorder,
+    months: Mapping[str, AsOf | ValueError] | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     found = valuing.value_all(items, options)
+    if months is not None:  # the items whose type the index has no month for are errors
+        found = [
+            m if isinstance(m := months.get(item.negotiation), ValueError) else v
+            for item, v in zip(items, found, strict=True)
+        ]
     valued = [v for v in found if isinstance(v, Valuation)]
     # The items are valued together: each is logged with its share of the time.
     seconds = (time.perf_counter() - started) / max(1, len(valued))
@@ -141,7 +151,11 @@ def _value_batch(
             continue
         recorder.record("batch", rid, item, valuation, seconds, index)
         counts[valuation.property.negotiation] += 1
-        rendered = valuation_dict(valuation, request_id=rid, notes=notes)
+        at = None if months is None else months[valuation.property.negotiation]
+        if not isinstance(at, AsOf):
+            rendered = valuation_dict(valuation, request_id=rid, notes=notes)
+        else:
+            rendered = dating.valuation_body(valuation, at, request_id=rid, notes=notes)
         results.append({"index": index, "valuation": rendered, "error": None})
     telemetry.record_valuations(counts)
     return {
@@ -170,7 +184,9 @@ async def create_batch(request: Request, settings: SettingsDep) -> Response:
     if n > limit:
         raise HTTPException(422, f"items holds {n:,} properties; the limit is {limit:,}")
     served = valuing(request)
-    options, notes = served.arguments(read_options(request))
+    asked = read_options(request)
+    options, notes = served.arguments(asked)
+    months = dating.months_for(request, served.valuer, asked.as_of)
     # A large batch takes a while: off the event loop, so other requests keep flowing.
     value = functools.partial(
         _value_batch,
@@ -180,6 +196,7 @@ async def create_batch(request: Request, settings: SettingsDep) -> Response:
         rid=request_id(request),
         notes=notes,
         recorder=request.app.state.recorder,
+        months=months,
     )
     body = await anyio.to_thread.run_sync(value, limiter=request.app.state.batch_limiter)
     return JSONBytes(body)
@@ -212,13 +229,17 @@ def model_card(valuer: Valuer) -> dict[str, Any]:
         "typical_by_size": typical,
         "libraries": meta.get("libraries", {}),
         "load_seconds": valuer.load_seconds,
+        "data_month": valuer.data_month,
+        "price_index": {},  # filled by the route, from the index the service uses
     }
 
 
 @router.get("/model", response_model=ModelCard, tags=["model"], summary="The model card")
-async def get_model(valuer: ValuerDep) -> Response:
+async def get_model(valuer: ValuerDep, request: Request) -> Response:
     """What the served model is: version, training data, metrics, features, libraries."""
-    return JSONBytes(model_card(valuer))
+    card = model_card(valuer)
+    card["price_index"] = dating.price_index(request).describe()
+    return JSONBytes(card)
 
 
 def districts(valuer: Valuer) -> dict[str, Any]:

@@ -142,6 +142,15 @@ class OptionsIn(Strict):
     comparables: int = Field(
         0, ge=0, le=20, description="Add this many similar listings as `comparables`."
     )
+    as_of: str | None = Field(
+        None,
+        max_length=20,
+        description=(
+            "Month (`YYYY-MM`) whose money the valuation is given in: the model's figure moved "
+            "by the Índice FipeZAP (FIPE) of the negotiation type. Default: the latest month "
+            "the index covers for that type. `GET /v1/model` says which months it covers."
+        ),
+    )
 
     def asked(self) -> tuple[str, ...]:
         """The options set to something beyond the plain price."""
@@ -219,6 +228,9 @@ class ComparableOut(BaseModel):
     parking: int
     latitude: float
     longitude: float
+    price_at_data_month: float | None = Field(
+        None, description="`price` in the money of the model's data month (as listed)."
+    )
 
 
 class ValuationOut(BaseModel):
@@ -276,6 +288,18 @@ class ValuationOut(BaseModel):
     )
     model_version: str
     request_id: str
+    as_of: str = Field(
+        description="Month (YYYY-MM) whose money every amount here is in (`as_of`, else the "
+        "latest month of the price index)."
+    )
+    index_factor: float = Field(
+        description="What the model's figures were multiplied by to be in `as_of`'s money: "
+        "the price index's ratio between `as_of` and `data_month` (1 when they are the same)."
+    )
+    data_month: str = Field(description="Month (YYYY-MM) of the model's listings' money.")
+    price_at_data_month: float = Field(description="The price in `data_month`'s money.")
+    index_basis: str = Field(description="The basis of the figures, in Portuguese.")
+    index_credit: str = Field(description="The price index used, credited as its owner asks.")
 
 
 class BatchItemOut(BaseModel):
@@ -352,6 +376,11 @@ class ModelCard(BaseModel):
     )
     libraries: dict[str, str]
     load_seconds: float | None
+    data_month: str = Field(description="Month (YYYY-MM) whose money the model's prices are in.")
+    price_index: dict[str, Any] = Field(
+        description="The price index that moves valuations to other months: name, series "
+        "(`total`: all flats), source file and the months it covers per negotiation type."
+    )
 
 
 class SeedPrediction(BaseModel):

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 import annotated_types
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI, Query, Request
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
+from imovsp.api.dating import price_index
 from imovsp.api.deps import ValuerDep
 from imovsp.api.routes import districts
 from imovsp.api.schemas import DEFAULT_LEVEL, PropertyIn
 from imovsp.features import FLAGS
+from imovsp.price_index import CREDIT, PriceIndex, month_pt
 from imovsp.web.brl import brl, number, price_m2
 from imovsp.web.chart import bar_chart, slug, sort_key
 
@@ -110,15 +112,28 @@ def page_config() -> dict[str, Any]:
     return {"comparables": COMPARABLES, "level": DEFAULT_LEVEL, "fields": fields}
 
 
+def months_config(index: PriceIndex, data_month: str) -> dict[str, Any]:
+    """The months a person can ask for, newest first, with their names in Portuguese, per
+    negotiation type; and the model's own month."""
+    return {
+        "months": {
+            n: [[m, month_pt(m)] for m in reversed(index.months(n))] for n in ("sale", "rent")
+        },
+        "data_month": [data_month, month_pt(data_month)],
+        "index_credit": CREDIT,
+    }
+
+
 def render(template: str, **context: Any) -> HTMLResponse:
     html = templates.get_template(template).render(**context)
     return HTMLResponse(html, headers={"Content-Security-Policy": CSP})
 
 
 @router.get("/", response_class=HTMLResponse, summary="The valuation page")
-async def valuation_page(valuer: ValuerDep) -> HTMLResponse:
+async def valuation_page(valuer: ValuerDep, request: Request) -> HTMLResponse:
     """The form that values an apartment (``POST /`` stays the old API's)."""
     names = sorted(valuer.builder.districts_, key=sort_key)
+    months = months_config(price_index(request), valuer.data_month)
     return render(
         "index.html",
         districts=names,
@@ -127,9 +142,11 @@ async def valuation_page(valuer: ValuerDep) -> HTMLResponse:
         texts=TEXTS,
         counts=COUNTS,
         flags=FLAGS,
-        config=page_config(),
+        config={**page_config(), **months},
         level_pct=round(DEFAULT_LEVEL * 100),
         version=valuer.version,
+        data_month=month_pt(valuer.data_month),
+        index_credit=CREDIT,
     )
 
 
@@ -162,6 +179,8 @@ async def districts_page(
         slug=slug,
         price_m2=price_m2,
         version=valuer.version,
+        data_month=month_pt(valuer.data_month),
+        index_credit=CREDIT,
     )
 
 

@@ -58,6 +58,54 @@
     return out;
   }
 
+  // -- the month whose money the answer is in (the index covers different months by type) ---
+  const monthName = (month) => {
+    for (const list of Object.values(config.months || {})) {
+      const found = list.find(([m]) => m === month);
+      if (found) return found[1];
+    }
+    return month;
+  };
+
+  function fillMonths() {
+    const select = $("as_of");
+    if (!select || !config.months) return;
+    const negotiation = new FormData(form).get("negotiation");
+    const months = config.months[negotiation] || [];
+    const chosen = select.value;
+    const latest = document.createElement("option");
+    latest.value = "";
+    latest.textContent = months.length ? `${months[0][1]} (o mais recente)` : "o mais recente";
+    const options = months.map(([value, label]) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = label;
+      return option;
+    });
+    select.replaceChildren(latest, ...options);
+    // A month this type's index does not cover goes back to the latest one.
+    select.value = months.some(([m]) => m === chosen) ? chosen : "";
+  }
+
+  function showAsOf(v) {
+    if (v.as_of == null) {
+      for (const id of ["as-of", "data-month-price", "comparables-note"]) $(id).textContent = "";
+      return;
+    }
+    const capitalised = v.index_basis.charAt(0).toUpperCase() + v.index_basis.slice(1);
+    const moved = v.as_of !== v.data_month;
+    $("as-of").textContent = `${capitalised}.`;
+    $("data-month-price").textContent = moved
+      ? `Em ${monthName(v.data_month)}, mês dos anúncios do modelo: ` +
+        `${brl(v.price_at_data_month)}${v.per_month ? "/mês" : ""} ` +
+        `(fator ${number(v.index_factor, 3)}; fonte: ${v.index_credit}).`
+      : "";
+    $("comparables-note").textContent = moved
+      ? `Preços anunciados em ${monthName(v.data_month)}, corrigidos para ` +
+        `${monthName(v.as_of)} pelo mesmo índice.`
+      : `Preços anunciados em ${monthName(v.data_month)}.`;
+  }
+
   // -- errors next to their field -----------------------------------------------------------
   const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
@@ -139,6 +187,9 @@
         const text = message(e.field, e.type);
         if (text && showError(e.field, text)) shown.push(e.field);
       }
+    } else if (/^as_of:/.test(problem.detail || "")) {
+      showError("as_of", "O índice não cobre esse mês: escolha outro.");
+      shown.push("as_of");
     } else if (/outside São Paulo/.test(problem.detail || "")) {
       showError("latitude", "Essas coordenadas ficam fora da cidade de São Paulo.");
       shown.push("latitude");
@@ -290,6 +341,7 @@
     $("summary").textContent =
       `${v.per_month ? "Aluguel" : "Venda"} · ${v.district} · ` +
       `${number(p.size_m2, Number.isInteger(p.size_m2) ? 0 : 1)} m²`;
+    showAsOf(v);
     showRange(v);
     showPerM2(v);
 
@@ -333,7 +385,10 @@
     event.preventDefault();
     clearErrors();
     const sent = body();
-    const query = `explain=true&comparables=${config.comparables}&level=${config.level}`;
+    const asOf = $("as_of") ? $("as_of").value : "";
+    const query =
+      `explain=true&comparables=${config.comparables}&level=${config.level}` +
+      (asOf ? `&as_of=${encodeURIComponent(asOf)}` : "");
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
     submit.disabled = true;
@@ -376,4 +431,8 @@
   }
 
   form.addEventListener("submit", send);
+  for (const radio of form.querySelectorAll('[name="negotiation"]')) {
+    radio.addEventListener("change", fillMonths);
+  }
+  fillMonths();
 })();

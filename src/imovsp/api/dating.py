@@ -1,0 +1,56 @@
+"""The ``/v1`` answers in the money of the month asked for (``as_of``; see :mod:`imovsp.as_of`).
+
+The routes value in the model's month, then render through :func:`valuation_body`, which
+moves every amount by the price index and says which month and factor it used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from imovsp import as_of
+from imovsp.api.errors import PropertyError
+from imovsp.api.render import _price, valuation_dict
+from imovsp.as_of import AsOf
+from imovsp.price_index import PriceIndex, PriceIndexError
+from imovsp.valuer import Valuation, Valuer
+
+
+def price_index(request: Request) -> PriceIndex:
+    index: PriceIndex = request.app.state.price_index
+    return index
+
+
+def month_for(request: Request, valuer: Valuer, negotiation: str, asked: str | None) -> AsOf:
+    """The month and factor of one valuation; 422 (naming the months) when the index has
+    no such month."""
+    try:
+        return as_of.resolve(price_index(request), valuer.data_month, negotiation, asked)
+    except PriceIndexError as exc:
+        raise PropertyError(str(exc)) from None
+
+
+def months_for(
+    request: Request, valuer: Valuer, asked: str | None
+) -> dict[str, AsOf | PriceIndexError]:
+    """Per negotiation type, the month and factor of a batch's valuations, or why there is
+    none; 422 when the month is malformed or in no series."""
+    try:
+        return as_of.resolve_all(
+            price_index(request), valuer.data_month, valuer.negotiations, asked
+        )
+    except PriceIndexError as exc:
+        raise PropertyError(str(exc)) from None
+
+
+def valuation_body(v: Valuation, at: AsOf, *, request_id: str, notes: list[str]) -> dict[str, Any]:
+    """:func:`imovsp.api.render.valuation_dict` of ``v`` moved to ``at``'s month, with the
+    fields that say which month and factor (comparables keep their listed price beside)."""
+    body = valuation_dict(as_of.move(v, at.factor), request_id=request_id, notes=notes)
+    body.update(as_of.fields(at, v, price=_price))
+    if body["comparables"] is not None and v.comparables is not None:
+        for shown, listed in zip(body["comparables"], v.comparables, strict=True):
+            shown["price_at_data_month"] = listed.price
+    return body

@@ -206,7 +206,8 @@ def test_form_values_a_sale_and_a_rent_with_range_reasons_and_comparables(
         expect(page.locator("#reasons")).to_contain_text("Área de 130 m²: ")
     # Only district, size and rooms were given: the page says what the model did not know
     # and what is usual for the size (test_hints_... checks what would narrow the range).
-    expect(page.locator("#defaulted")).to_contain_text("Avaliado sem localização exata")
+    expect(page.locator("#defaulted")).to_contain_text("Avaliado sem banheiros, suítes, vagas")
+    expect(page.locator("#defaulted")).to_contain_text("localização exata: o modelo considera")
     expect(page.locator("#defaulted")).to_contain_text("Para essa área, o comum é")
     rows = page.locator("#comparables tbody tr")
     expect(rows).to_have_count(5)

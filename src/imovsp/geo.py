@@ -195,3 +195,23 @@ def geography() -> Geography:
         for r in csv.DictReader(_text("sp-rail-stations.csv").splitlines())
     ]
     return Geography(sorted(districts, key=lambda d: d.official), stations)
+
+
+FAR_KM = 2.0  # a point further than this outside the named district gets a note
+
+
+def far_from_district(lat: float | None, lon: float | None, district: str) -> str | None:
+    """A note for coordinates that lie far (> :data:`FAR_KM`) outside the district named with
+    them, saying where the point is; ``None`` when they are inside or near it, or not given."""
+    if lat is None or lon is None:
+        return None
+    geo = geography()
+    km = float(geo.distance_km(lat, lon, district)[0])
+    if not km > FAR_KM:  # NaN too: a name the city's map does not have
+        return None
+    found = geo.district_at(lat, lon)
+    where = f"in {found.name}" if found else "outside the city's districts"
+    return (
+        f"the coordinates ({lat:.5f}, {lon:.5f}) lie {where}, {km:.1f} km outside {district}; "
+        "the valuation uses the point"
+    )

@@ -25,6 +25,7 @@ from imovsp.api.schemas import DEFAULT_LEVEL, PropertyIn
 from imovsp.features import FLAGS
 from imovsp.web.brl import brl, number, price_m2
 from imovsp.web.chart import bar_chart, slug, sort_key
+from imovsp.web.citymap import city_map, map_config
 
 router = APIRouter(tags=["web page"])
 templates = Environment(
@@ -119,15 +120,17 @@ def render(template: str, **context: Any) -> HTMLResponse:
 async def valuation_page(valuer: ValuerDep) -> HTMLResponse:
     """The form that values an apartment (``POST /`` stays the old API's)."""
     names = sorted(valuer.builder.districts_, key=sort_key)
+    city = city_map(frozenset(names))
     return render(
         "index.html",
         districts=names,
+        city=city,
         default_district=DEFAULT_DISTRICT if DEFAULT_DISTRICT in names else names[0],
         default_size=DEFAULT_SIZE,
         texts=TEXTS,
         counts=COUNTS,
         flags=FLAGS,
-        config=page_config(),
+        config={**page_config(), "map": map_config(city)},
         level_pct=round(DEFAULT_LEVEL * 100),
         version=valuer.version,
     )

@@ -155,6 +155,20 @@ class Geography:
         nearest: Floats = np.minimum.reduce([d.distance_km(lats, lons) for d in places])
         return nearest
 
+    def distances_km(
+        self, lat: Iterable[float], lon: Iterable[float], model_names: Iterable[str]
+    ) -> Floats:
+        """Kilometres from each point to the place its own district name stands for (0
+        inside; NaN for a missing point or a name the city does not know)."""
+        lats, lons = _array(lat), _array(lon)
+        names = np.asarray(list(model_names), dtype=object)
+        out = np.full(lats.shape, np.nan)
+        located = ~(np.isnan(lats) | np.isnan(lons))
+        for name in set(names[located]):
+            rows = located & (names == name)
+            out[rows] = self.distance_km(lats[rows], lons[rows], str(name))
+        return out
+
     def nearest_station_km(
         self,
         lat: float | Iterable[float],

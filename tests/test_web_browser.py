@@ -263,6 +263,7 @@ def test_unknown_district_offers_the_closest_names(page: Page) -> None:
     suggestion.click()  # fills the name in and values it
     expect(page.locator("#result")).to_be_visible()
     expect(page.get_by_label("Bairro")).to_have_value("Santana")
+    expect(page.locator("#map path.selected")).to_have_attribute("data-district", "Santana")
     expect(error).to_be_empty()
 
 

@@ -170,6 +170,8 @@
   });
 
   // -- the list and the typed coordinates ---------------------------------------------------
+  // A name put in by the page itself (a suggested district) lights up when it is sent.
+  district.form.addEventListener("submit", highlight);
   district.addEventListener("input", () => {
     if (models.has(fold(district.value))) highlight();
   });

@@ -465,7 +465,7 @@ def test_choosing_in_the_list_lights_the_district_up_and_drops_a_point_outside_i
     expect(page.locator("#longitude")).to_have_value("")
     expect(page.locator("#map-marker")).to_have_class(re.compile(r"\boff\b"))
     expect(page.locator("#map-status")).to_have_text(
-        "O ponto marcado ficava fora de santana e foi removido."
+        "O ponto marcado ficava fora de Santana e foi removido."
     )
     # A neighbourhood of the listings lights up the official districts it lies in.
     page.get_by_label("Bairro").fill("Brooklin")

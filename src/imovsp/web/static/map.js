@@ -103,7 +103,7 @@
   function markAt(x, y) {
     const shape = shapeAt(x, y);
     if (!shape) {
-      status.textContent = "Esse ponto fica fora da cidade de São Paulo. Marque um ponto no mapa.";
+      status.textContent = "Esse ponto fica fora da cidade de São Paulo. Marque um ponto dentro dela.";
       return;
     }
     mark(x, y);
@@ -182,7 +182,8 @@
     if (shape && officials.has(shape.dataset.official)) return;
     unmark();
     lat.value = lon.value = "";
-    status.textContent = `O ponto marcado ficava fora de ${district.value} e foi removido.`;
+    const chosen = models.get(fold(district.value));
+    status.textContent = `O ponto marcado ficava fora de ${chosen} e foi removido.`;
   });
 
   function fromCoordinates() {

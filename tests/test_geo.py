@@ -91,3 +91,20 @@ def test_nearest_station_and_leaving_stations_out() -> None:
     assert se < 0.3  # Sé station is under the square
     without = geo.nearest_station_km(-23.5503, -46.6340, skip={"Sé"})[0]
     assert without > se
+
+
+def test_every_district_has_a_point_inside_it() -> None:
+    geo = geography()
+    for district in geo.districts:
+        lat, lon = district.inside_point()
+        assert geo.district_at(lat, lon) is district, district.official
+
+
+def test_centre_replaces_a_median_position_that_lies_in_another_part_of_the_city() -> None:
+    geo = geography()
+    east_zone = (-23.5453, -46.4742)  # where Jardim Ângela's listings' median lies
+    lat, lon = geo.centre("Jardim Ângela", near=east_zone) or (0.0, 0.0)
+    assert geo.district_at(lat, lon).official == "JARDIM ANGELA"  # type: ignore[union-attr]
+    largo = (-23.5668, -46.6932)
+    assert geo.centre("Pinheiros", near=largo) == largo  # a good median stays
+    assert geo.centre("Atlantis") is None

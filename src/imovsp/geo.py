@@ -82,6 +82,25 @@ class District:
         gap = np.hypot(x[:, None] - (ax + t * dx), y[:, None] - (ay + t * dy)).min(axis=1)
         return np.where(self.contains(lat, lon), 0.0, gap)
 
+    def inside_point(self) -> tuple[float, float]:
+        """(lat, lon) of the area centroid if it lies inside, else of the inside point of a
+        fine grid nearest to the centroid."""
+        x, y = self.ring[:, 0], self.ring[:, 1]
+        cross = x[:-1] * y[1:] - x[1:] * y[:-1]
+        area = cross.sum() / 2
+        cx = float(((x[:-1] + x[1:]) * cross).sum() / (6 * area))
+        cy = float(((y[:-1] + y[1:]) * cross).sum() / (6 * area))
+        if self.contains(np.array([cy]), np.array([cx]))[0]:
+            return cy, cx
+        lon_min, lat_min, lon_max, lat_max = self.box
+        grid_x, grid_y = np.meshgrid(
+            np.linspace(lon_min, lon_max, 60), np.linspace(lat_min, lat_max, 60)
+        )
+        gx, gy = grid_x.ravel(), grid_y.ravel()
+        inside = self.contains(gy, gx)
+        best = int(np.argmin(np.where(inside, (gx - cx) ** 2 + (gy - cy) ** 2, np.inf)))
+        return float(gy[best]), float(gx[best])
+
 
 @dataclass(frozen=True, slots=True)
 class Station:
@@ -168,6 +187,21 @@ class Geography:
             rows = located & (names == name)
             out[rows] = self.distance_km(lats[rows], lons[rows], str(name))
         return out
+
+    def centre(
+        self, model_name: str, near: tuple[float, float] | None = None, *, within_km: float = 1.0
+    ) -> tuple[float, float] | None:
+        """A point (lat, lon) that stands for a model's district name when a valuation has no
+        coordinates: ``near`` (e.g. the median of the district's listings) if it lies within
+        ``within_km`` of the district, else a point inside the official district (its area
+        centroid, or the inside point nearest to it; for a neighbourhood, in the first of its
+        districts). ``None`` for a name the city does not know."""
+        places = self.official_of(model_name)
+        if not places:
+            return None
+        if near is not None and self.distance_km(*near, model_name)[0] <= within_km:
+            return near
+        return places[0].inside_point()
 
     def nearest_station_km(
         self,

@@ -203,6 +203,25 @@ def validate(raw: pd.DataFrame, *, require_price: bool = True) -> Validated:
     return Validated(frame=out[valid], errors=reasons, report=report)
 
 
+def prepare_training(raw: pd.DataFrame) -> Validated:
+    """Validate, then remove exact duplicate listings (before any split: they would leak)."""
+    validated = validate(raw, require_price=True)
+    frame = validated.frame
+    duplicated = raw.loc[frame.index].duplicated()
+    validated.report.duplicates_removed = int(duplicated.sum())
+    validated.report.rows_kept -= validated.report.duplicates_removed
+    validated.frame = frame[~duplicated.to_numpy()]
+    validated.report.outside_district = outside_district(validated.frame)
+    return validated
+
+
+def load_training_data(path: Path | str) -> tuple[pd.DataFrame, DataReport]:
+    validated = prepare_training(read_listings(path, require_price=True))
+    if validated.frame.empty:
+        raise DataError(f"no usable rows in {path}: {validated.report.summary()}")
+    return validated.frame.reset_index(drop=True), validated.report
+
+
 # Bands of distance between a listing's coordinates and the official district it names.
 OUTSIDE_BANDS = (
     ("inside", 0.0),
@@ -226,22 +245,3 @@ def outside_district(frame: pd.DataFrame) -> dict[str, int]:
         low = high
     counts["district not on the city's map"] = int((located & np.isnan(km)).sum())
     return counts
-
-
-def prepare_training(raw: pd.DataFrame) -> Validated:
-    """Validate, then remove exact duplicate listings (before any split: they would leak)."""
-    validated = validate(raw, require_price=True)
-    frame = validated.frame
-    duplicated = raw.loc[frame.index].duplicated()
-    validated.report.duplicates_removed = int(duplicated.sum())
-    validated.report.rows_kept -= validated.report.duplicates_removed
-    validated.frame = frame[~duplicated.to_numpy()]
-    validated.report.outside_district = outside_district(validated.frame)
-    return validated
-
-
-def load_training_data(path: Path | str) -> tuple[pd.DataFrame, DataReport]:
-    validated = prepare_training(read_listings(path, require_price=True))
-    if validated.frame.empty:
-        raise DataError(f"no usable rows in {path}: {validated.report.summary()}")
-    return validated.frame.reset_index(drop=True), validated.report

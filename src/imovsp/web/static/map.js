@@ -88,7 +88,9 @@
     clearFieldError("district");
     highlight();
     focusable(shape);
-    const where = marked ? `Ponto marcado em ${name}` : `Escolhido: ${name}`;
+    const where = marked
+      ? `Ponto marcado em ${name} (${lat.value}; ${lon.value})`
+      : `Escolhido: ${name}`;
     if (!model) {
       status.textContent =
         `${where}, distrito sem anúncios nos nossos dados: o bairro da avaliação é o mais ` +

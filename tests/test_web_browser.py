@@ -407,7 +407,9 @@ def test_click_on_the_map_marks_the_point_picks_its_district_and_sends_the_coord
     expect(page.locator("#map-marker")).to_have_class(re.compile(r"\boff\b"))
     click_map(page, *M_BOI_MIRIM)
     expect(page.get_by_label("Bairro")).to_have_value("Jardim Ângela")
-    expect(page.locator("#map-status")).to_have_text("Ponto marcado em Jardim Ângela.")
+    expect(page.locator("#map-status")).to_have_text(
+        re.compile(r"^Ponto marcado em Jardim Ângela \(−23,7\d{4}; −46,7\d{4}\)\.$")
+    )
     expect(page.locator("#map-marker")).not_to_have_class(re.compile(r"\boff\b"))
     expect(page.locator("#map path.selected")).to_have_attribute("data-district", "Jardim Ângela")
     lat, lon = coordinate(page, "latitude"), coordinate(page, "longitude")
@@ -437,8 +439,11 @@ def test_point_in_a_district_without_listings_picks_the_nearest_and_says_so(page
     click_map(page, *PARELHEIROS)
     expect(page.get_by_label("Bairro")).to_have_value(nearest)
     expect(page.locator("#map-status")).to_have_text(
-        "Ponto marcado em Parelheiros, distrito sem anúncios nos nossos dados: o bairro da "
-        f"avaliação é o mais próximo com anúncios, {nearest}, com a localização do ponto."
+        re.compile(
+            r"^Ponto marcado em Parelheiros \(−23,8\d{4}; −46,7\d{4}\), distrito sem anúncios "
+            r"nos nossos dados: o bairro da avaliação é o mais próximo com anúncios, "
+            f"{nearest}, com a localização do ponto\\.$"
+        )
     )
     assert coordinate(page, "latitude") == pytest.approx(PARELHEIROS[0], abs=0.002)
     shot(page, "12-map-no-listings")

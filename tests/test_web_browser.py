@@ -20,6 +20,7 @@ import uvicorn
 from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
 
 from imovsp.api import create_app
+from imovsp.geo import geography
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 from imovsp.web.brl import brl, number
@@ -354,6 +355,7 @@ def test_unknown_district_offers_the_closest_names(page: Page) -> None:
     suggestion.click()  # fills the name in and values it
     expect(page.locator("#result")).to_be_visible()
     expect(page.get_by_label("Bairro")).to_have_value("Santana")
+    expect(page.locator("#map path.selected")).to_have_attribute("data-district", "Santana")
     expect(error).to_be_empty()
 
 
@@ -442,4 +444,194 @@ def test_phone_width_fits_without_sideways_scrolling(browser: Browser, base: str
         shot(page, "09-phone-chart")
     finally:
         page.context.close()
+    assert problems == []
+
+
+# -- the city's map --------------------------------------------------------------------------------
+
+M_BOI_MIRIM = (-23.7050, -46.7750)  # in Jardim Ângela, ~25 km south-west of the centre
+PARELHEIROS = (-23.8300, -46.7200)  # a district without listings
+LARGO_DA_BATATA = (-23.5668, -46.6932)  # in Pinheiros
+
+# Where on the screen a latitude and longitude are drawn (the map's own projection).
+SCREEN_JS = """([la, lo]) => {
+  const svg = document.getElementById("map");
+  const c = JSON.parse(document.getElementById("page-config").textContent).map;
+  const p = new DOMPoint((lo - c.lon0) * c.kx, (c.lat0 - la) * c.ky)
+    .matrixTransform(svg.getScreenCTM());
+  return [p.x, p.y];
+}"""
+
+
+def on_screen(page: Page, lat: float, lon: float) -> tuple[float, float]:
+    page.locator("#map").scroll_into_view_if_needed()
+    x, y = page.evaluate(SCREEN_JS, [lat, lon])
+    return float(x), float(y)
+
+
+def click_map(page: Page, lat: float, lon: float) -> None:
+    page.mouse.click(*on_screen(page, lat, lon))
+
+
+def coordinate(page: Page, field: str) -> float:
+    return float(page.locator(f"#{field}").input_value().replace("−", "-").replace(",", "."))
+
+
+def test_map_draws_the_96_official_districts_with_their_names(page: Page) -> None:
+    districts = page.locator("#map path.district")
+    expect(districts).to_have_count(96)
+    jardim = page.locator('#map path[data-district="Jardim Ângela"]')
+    expect(jardim).to_have_attribute("data-model", "Jardim Ângela")
+    expect(jardim.locator("title")).to_have_text("Jardim Ângela")
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    assert box["height"] > 300  # drawn, and large enough to point at
+    jardim.hover()
+    expect(page.locator("#map-label")).to_have_text("Jardim Ângela")
+    # The default district is lit up, and is where the keyboard enters the map.
+    expect(page.locator("#map path.selected")).to_have_attribute("data-district", "Pinheiros")
+    expect(page.locator('#map path[tabindex="0"]')).to_have_attribute("data-district", "Pinheiros")
+
+
+def test_click_on_the_map_marks_the_point_picks_its_district_and_sends_the_coordinates(
+    page: Page,
+) -> None:
+    expect(page.locator("#map-marker")).to_have_class(re.compile(r"\boff\b"))
+    click_map(page, *M_BOI_MIRIM)
+    expect(page.get_by_label("Bairro")).to_have_value("Jardim Ângela")
+    expect(page.locator("#map-status")).to_have_text(
+        re.compile(r"^Ponto marcado em Jardim Ângela \(−23,7\d{4}; −46,7\d{4}\)\.$")
+    )
+    expect(page.locator("#map-marker")).not_to_have_class(re.compile(r"\boff\b"))
+    expect(page.locator("#map path.selected")).to_have_attribute("data-district", "Jardim Ângela")
+    lat, lon = coordinate(page, "latitude"), coordinate(page, "longitude")
+    # A pixel of this map is ~100 m: the point sent is where the click was.
+    assert lat == pytest.approx(M_BOI_MIRIM[0], abs=0.002)
+    assert lon == pytest.approx(M_BOI_MIRIM[1], abs=0.002)
+    shot(page, "10-map-marked")
+
+    with page.expect_response("**/v1/valuations*") as answered:
+        submit(page)
+    sent = json.loads(answered.value.request.post_data or "{}")
+    assert sent["district"] == "Jardim Ângela"
+    assert (sent["latitude"], sent["longitude"]) == (lat, lon)
+    answer = answered.value.json()
+    assert answer["location_estimated"] is False
+    assert answer["notes"] == []  # the point is in the district named
+    assert geography().district_at(lat, lon).name == "Jardim Ângela"  # type: ignore[union-attr]
+    expect(page.locator("#result")).to_be_visible()
+    expect(page.locator("#summary")).to_contain_text("Jardim Ângela")
+    assert low_contrast(page) == []
+    shot(page, "11-map-result")
+
+
+def test_point_in_a_district_without_listings_picks_the_nearest_and_says_so(page: Page) -> None:
+    nearest = page.locator('#map path[data-district="Parelheiros"]').get_attribute("data-nearest")
+    assert nearest
+    click_map(page, *PARELHEIROS)
+    expect(page.get_by_label("Bairro")).to_have_value(nearest)
+    expect(page.locator("#map-status")).to_have_text(
+        re.compile(
+            r"^Ponto marcado em Parelheiros \(−23,8\d{4}; −46,7\d{4}\), distrito sem anúncios "
+            r"nos nossos dados: o bairro da avaliação é o mais próximo com anúncios, "
+            f"{nearest}, com a localização do ponto\\.$"
+        )
+    )
+    assert coordinate(page, "latitude") == pytest.approx(PARELHEIROS[0], abs=0.002)
+    shot(page, "12-map-no-listings")
+    # Beside the city, inside the map's frame: nothing is marked.
+    page.get_by_role("button", name="Remover o ponto").click()
+    expect(page.locator("#latitude")).to_have_value("")
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    corner = {"x": box["width"] - 3, "y": 3}  # the north-east corner
+    page.locator("#map").click(position=corner)
+    expect(page.locator("#map-status")).to_contain_text("fora da cidade de São Paulo")
+    expect(page.locator("#latitude")).to_have_value("")
+
+
+def test_choosing_in_the_list_lights_the_district_up_and_drops_a_point_outside_it(
+    page: Page,
+) -> None:
+    click_map(page, *M_BOI_MIRIM)
+    expect(page.get_by_label("Bairro")).to_have_value("Jardim Ângela")
+    page.get_by_label("Bairro").fill("santana")
+    page.get_by_label("Bairro").press("Tab")  # the choice is made
+    expect(page.locator("#map path.selected")).to_have_attribute("data-district", "Santana")
+    expect(page.locator("#latitude")).to_have_value("")
+    expect(page.locator("#longitude")).to_have_value("")
+    expect(page.locator("#map-marker")).to_have_class(re.compile(r"\boff\b"))
+    expect(page.locator("#map-status")).to_have_text(
+        "O ponto marcado ficava fora de Santana e foi removido."
+    )
+    # A neighbourhood of the listings lights up the official districts it lies in.
+    page.get_by_label("Bairro").fill("Brooklin")
+    selected = page.locator("#map path.selected")
+    expect(selected).to_have_count(3)
+    assert sorted(selected.evaluate_all("ps => ps.map(p => p.dataset.district)")) == [
+        "Campo Belo",
+        "Itaim Bibi",
+        "Santo Amaro",
+    ]
+    # A point inside the chosen district stays.
+    click_map(page, -23.62, -46.67)  # Campo Belo
+    page.get_by_label("Bairro").fill("Campo Belo")
+    page.get_by_label("Bairro").press("Tab")
+    expect(page.locator("#latitude")).not_to_have_value("")
+
+
+def test_typed_coordinates_move_the_mark_and_pick_the_district(page: Page) -> None:
+    page.locator("#location summary").click()
+    page.get_by_label("Bairro").fill("Santana")
+    page.get_by_label("Latitude").fill("-23,5668")
+    page.get_by_label("Longitude").fill("-46,6932")
+    page.get_by_label("Longitude").press("Tab")
+    expect(page.get_by_label("Bairro")).to_have_value("Pinheiros")
+    expect(page.locator("#map-marker")).not_to_have_class(re.compile(r"\boff\b"))
+    transform = page.locator("#map-marker").get_attribute("transform") or ""
+    x, y = (float(v) for v in re.findall(r"-?\d+\.?\d*", transform))
+    inside = page.locator('#map path[data-district="Pinheiros"]').evaluate(
+        "(p, [x, y]) => p.isPointInFill(new DOMPoint(x, y))", [x, y]
+    )
+    assert inside is True
+
+
+def test_keyboard_walks_the_map_and_picks_a_district(page: Page) -> None:
+    page.get_by_label("Bairro").focus()
+    page.keyboard.press("Tab")  # from the list to the map: the chosen district
+    focused = page.locator("#map path:focus")
+    expect(focused).to_have_attribute("data-district", "Pinheiros")
+    expect(page.locator("#map-label")).to_have_text("Pinheiros")
+    page.keyboard.press("ArrowRight")  # the next district in alphabetical order
+    expect(page.locator("#map path:focus")).to_have_attribute("data-district", "Pirituba")
+    expect(page.locator("#map-label")).to_have_text("Pirituba")
+    shot(page, "13-map-keyboard")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Bairro")).to_have_value("Pirituba")
+    expect(page.locator("#map-status")).to_have_text("Escolhido: Pirituba.")
+    expect(page.locator("#latitude")).to_have_value("")  # a district is not a point
+    page.get_by_role("button", name="Calcular").click()
+    expect(page.locator("#summary")).to_contain_text("Pirituba")
+
+
+def test_phone_taps_the_map_without_sideways_scrolling(browser: Browser, base: str) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="pt-BR", has_touch=True, is_mobile=True
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"JavaScript error: {e}"))
+    try:
+        page.goto(f"{base}/")
+        box = page.locator("#map").bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 390  # the map scales to the phone
+        page.touchscreen.tap(*on_screen(page, *M_BOI_MIRIM))
+        expect(page.get_by_label("Bairro")).to_have_value("Jardim Ângela")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(page, "14-phone-map")
+    finally:
+        context.close()
     assert problems == []

@@ -8,6 +8,7 @@ per-row reasons are kept so batch scoring can put them in an ``error`` column.
 from __future__ import annotations
 
 import hashlib
+import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from imovsp.geo import geography
 from imovsp.price_index import parse_month
 
 if TYPE_CHECKING:
@@ -72,6 +74,9 @@ class DataReport:
     # index (see :func:`load_dated_listings`); empty when read without months.
     months: dict[str, int] = field(default_factory=dict)
     base_month: str | None = None
+    # Listings with coordinates, by how far they lie outside the official district their
+    # District names (training data only; see :func:`outside_district`).
+    outside_district: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_rejected(self) -> int:
@@ -82,13 +87,17 @@ class DataReport:
 
     def summary(self) -> str:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.rejected.items())) or "none"
-        return (
+        text = (
             f"{self.rows_read} rows read, {self.rows_rejected} rejected ({reasons}), "
             f"{self.duplicates_removed} exact duplicates removed, "
             f"{self.coordinates_swapped} swapped coordinates fixed, "
             f"{self.coordinates_missing} locations missing (filled from the district), "
             f"{self.rows_kept} kept" + (self._months_summary() if self.months else "")
         )
+        if self.outside_district:
+            bands = ", ".join(f"{n} {band}" for band, n in self.outside_district.items())
+            text += f"; where the coordinates lie against the district named: {bands}"
+        return text
 
     def _months_summary(self) -> str:
         first, last = min(self.months), max(self.months)
@@ -261,6 +270,7 @@ def prepare_training(raw: pd.DataFrame, *, months: bool = False) -> Validated:
     validated.report.duplicates_removed = int(duplicated.sum())
     validated.report.rows_kept -= validated.report.duplicates_removed
     validated.frame = frame[~duplicated.to_numpy()]
+    validated.report.outside_district = outside_district(validated.frame)
     return validated
 
 
@@ -335,3 +345,28 @@ def load_dated_listings(
 def combined_sha256(hashes: Sequence[str]) -> str:
     """One fingerprint of several files' sha256s, in the order given."""
     return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+
+
+# Bands of distance between a listing's coordinates and the official district it names.
+OUTSIDE_BANDS = (
+    ("inside", 0.0),
+    ("within 1 km outside", 1.0),
+    ("1-3 km outside", 3.0),
+    ("3-10 km outside", 10.0),
+    ("over 10 km outside", math.inf),
+)
+
+
+def outside_district(frame: pd.DataFrame) -> dict[str, int]:
+    """How many listings with coordinates lie inside the official district their ``District``
+    names, and how many lie outside it by how far (a neighbourhood the listings name, such as
+    Brooklin, counts as the districts it lies in; a name the city's map lacks, as unknown)."""
+    km = geography().distances_km(frame[LATITUDE], frame[LONGITUDE], frame[DISTRICT])
+    located = frame[LATITUDE].notna().to_numpy() & frame[LONGITUDE].notna().to_numpy()
+    counts: dict[str, int] = {}
+    low = -math.inf
+    for band, high in OUTSIDE_BANDS:
+        counts[band] = int(((km > low) & (km <= high)).sum())
+        low = high
+    counts["district not on the city's map"] = int((located & np.isnan(km)).sum())
+    return counts

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from imovsp.api.coalesce import Coalescer, Options, value_together
+from imovsp.api.location import location_notes
 from imovsp.api.schemas import DEFAULT_LEVEL, OptionsIn, PropertyIn
 from imovsp.features import Property
 from imovsp.valuer import Valuation, Valuer
@@ -96,7 +97,7 @@ def valuation_dict(v: Valuation, *, request_id: str, notes: list[str]) -> dict[s
         "baseline": _price(v.baseline, negotiation),
         "reasons": None if v.reasons is None else [asdict(r) for r in v.reasons],
         "comparables": None if v.comparables is None else [asdict(c) for c in v.comparables],
-        "notes": notes,
+        "notes": [*notes, *location_notes(v)],
         "model_version": v.model_version,
         "request_id": request_id,
     }

@@ -284,7 +284,9 @@ class ValuationOut(BaseModel):
     reasons: list[ReasonOut] | None = Field(None, description="With `explain=true`.")
     comparables: list[ComparableOut] | None = Field(None, description="With `comparables=N`.")
     notes: list[str] = Field(
-        default_factory=list, description="Options asked for that this model cannot give yet."
+        default_factory=list,
+        description="Options asked for that this model cannot give yet; where the point is "
+        "when the coordinates lie more than 2 km outside the district named.",
     )
     model_version: str
     request_id: str

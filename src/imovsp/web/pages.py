@@ -27,6 +27,7 @@ from imovsp.features import FLAGS
 from imovsp.price_index import CREDIT, PriceIndex, month_pt
 from imovsp.web.brl import brl, number, price_m2
 from imovsp.web.chart import bar_chart, slug, sort_key
+from imovsp.web.citymap import city_map, map_config
 
 router = APIRouter(tags=["web page"])
 templates = Environment(
@@ -134,15 +135,17 @@ async def valuation_page(valuer: ValuerDep, request: Request) -> HTMLResponse:
     """The form that values an apartment (``POST /`` stays the old API's)."""
     names = sorted(valuer.builder.districts_, key=sort_key)
     months = months_config(price_index(request), valuer.data_month)
+    city = city_map(frozenset(names))
     return render(
         "index.html",
         districts=names,
+        city=city,
         default_district=DEFAULT_DISTRICT if DEFAULT_DISTRICT in names else names[0],
         default_size=DEFAULT_SIZE,
         texts=TEXTS,
         counts=COUNTS,
         flags=FLAGS,
-        config={**page_config(), **months},
+        config={**page_config(), **months, "map": map_config(city)},
         level_pct=round(DEFAULT_LEVEL * 100),
         version=valuer.version,
         data_month=month_pt(valuer.data_month),

@@ -49,6 +49,9 @@ DEFAULT_DATA_MONTH = "2019-04"
 # sale listings of the dev data in groups of 1 / 4 / 6 / 8 / 64 (dev model, one thread):
 # row by row 354 / 306 / 323 / 311 / 266 µs, as one matrix 688 / 387 / 306 / 267 / 175 µs.
 ROWS_TOGETHER = 6
+# A hint names a group of fields only when giving it would narrow the range by this many points
+# of the price or more ("±22% instead of ±23%" is worth saying; "±23% instead of ±23%" is not).
+SHARPEN_POINTS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,7 +629,8 @@ def _sharpen(
     scale: float,
 ) -> tuple[Sharpen, ...]:
     """For each group of fields not given (see :data:`imovsp.features.GROUPS`), the width the
-    range would have with it given, where that is narrower; narrowest first."""
+    range would have with it given, where that is narrower by :data:`SHARPEN_POINTS` or more;
+    narrowest first."""
     if not not_given:
         return ()
     sigma = max(spread, calibration.floor)
@@ -639,7 +643,7 @@ def _sharpen(
         if other % N_CLASSES == N_CLASSES - 1:  # every field given: the listed ensemble's
             other = calibration_class((), listed=True)
         width = calibration.width_if(sigma, level, klass, other)
-        if width < now:
+        if 100 * (now - width) / scale >= SHARPEN_POINTS:
             fields = tuple(f for f in group if f in not_given)
             out.append(Sharpen(fields, round(100 * width / scale, 1)))
     return tuple(sorted(out, key=lambda s: s.width_pct))

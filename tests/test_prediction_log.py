@@ -236,8 +236,10 @@ def test_batches_do_not_wait_for_a_failing_database(
         for i in range(100):
             log.record("batch", f"r{i}", {}, valued, 0.001, i)
         started = time.monotonic()
-        log.make_room(60, timeout=5)
-        assert time.monotonic() - started < 2  # a working writer would have been waited for
+        log.make_room(60, timeout=120)
+        # A working writer would have been waited for, up to the timeout: a busy machine's
+        # scheduling delays stay far below it.
+        assert time.monotonic() - started < 30
     finally:
         log.close()
 

@@ -56,4 +56,5 @@ def test_a_worker_killed_while_it_is_health_checked_is_found_dead_at_once(
         for sock in supervisor.slots:
             sock.close()
     assert answers == [False]
-    assert waited < 5, f"the supervisor took {waited:.1f} s to see that the worker died"
+    # Far below the check's 30 s timeout, which is what a supervisor blind to the death waits.
+    assert waited < 15, f"the supervisor took {waited:.1f} s to see that the worker died"

@@ -4,7 +4,6 @@ serving the session's synthetic model. Screenshots of each state go to test-arti
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -19,16 +18,15 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
 
+from everything import unavailable
 from imovsp.api import create_app
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 from imovsp.web.brl import brl, number
 
 CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None and os.environ.get("CI") != "true":  # CI installs it: there it must run
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
-    )
+if CHROMIUM is None:
+    unavailable("Debian's chromium is not installed (apt-get install chromium)", module=True)
 
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
 # As a root process on a closed network: no sandbox, no background calls home.

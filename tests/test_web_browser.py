@@ -28,6 +28,9 @@ CHROMIUM = shutil.which("chromium")
 if CHROMIUM is None:
     unavailable("Debian's chromium is not installed (apt-get install chromium)", module=True)
 
+# A busy machine can take more than the default 5 s to render a page: wait on what it shows.
+expect.set_options(timeout=15_000)
+
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
 # As a root process on a closed network: no sandbox, no background calls home.
 CHROMIUM_ARGS = [
@@ -348,4 +351,39 @@ def test_phone_width_fits_without_sideways_scrolling(browser: Browser, base: str
         shot(page, "09-phone-chart")
     finally:
         page.context.close()
+    assert problems == []
+
+
+def test_api_docs_work_offline_with_every_file_from_the_app(browser: Browser, base: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []
+
+    def offline(route: Route) -> None:  # nothing beyond the app answers, as on a closed network
+        if route.request.url.startswith((base, "data:")):
+            route.continue_()
+        else:
+            problems.append(f"fetched from outside the app: {route.request.url}")
+            route.abort("internetdisconnected")
+
+    page.route("**/*", offline)
+    page.on("pageerror", lambda e: problems.append(f"JavaScript error: {e}"))
+    # A Content-Security-Policy violation is reported on the console.
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(f"{base}/docs")
+        operation = page.locator(".opblock-get", has_text="/healthz")
+        expect(operation).to_be_visible()
+        expect(page.locator(".opblock-post", has_text="/v1/valuations").first).to_be_visible()
+        # Try it out: the page sends the request to the app and shows its answer.
+        operation.locator(".opblock-summary").click()
+        operation.get_by_role("button", name="Try it out").click()
+        operation.get_by_role("button", name="Execute").click()
+        expect(
+            operation.locator(".live-responses-table td.response-col_status:not(.col_header)")
+        ).to_have_text("200")
+        shot(page, "10-api-docs")
+    finally:
+        context.close()
     assert problems == []

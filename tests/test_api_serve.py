@@ -163,6 +163,10 @@ def test_procfile_web_line_serves_valuations_under_honcho(models_dir: Path, tmp_
     assert body["district"] == "Santana"
     assert f"serving model {body['model_version']} on http://0.0.0.0:{port}" in out
     assert 'imovsp_valuations_total{negotiation="sale"} 1.0' in metrics
+    # Counted from zero before anything happens, as Prometheus wants (rate() of a series that
+    # appears at 1 misses the first event).
+    for outcome in ("reloaded", "refused"):
+        assert f'imovsp_model_reloads_total{{outcome="{outcome}"}} 0.0' in metrics
     # The access log line of that request, as JSON, with its request id.
     logged = [json.loads(m) for m in re.findall(r"(\{\"ts\".*\"imovsp.access\".*\})", out)]
     assert any(r["request_id"] == headers["x-request-id"] for r in logged), out

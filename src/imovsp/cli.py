@@ -13,27 +13,38 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from pydantic import ValidationError
-from tqdm import tqdm
 
-from imovsp import artifact, data, formats, report, training
-from imovsp.artifact import ArtifactError
-from imovsp.batch import CHUNK_ROWS, ScoreSummary, score_file
 from imovsp.cli_models import models
-from imovsp.comparables import MAX_COMPARABLES
-from imovsp.data import DataError
-from imovsp.features import Property, UnknownDistrictError
-from imovsp.formats import Format
-from imovsp.metrics import by_negotiation, format_ranges, format_table
 from imovsp.monitoring.commands import db, monitor
-from imovsp.ranges import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings, variable_names
-from imovsp.valuer import Valuation, Valuer
 
-USER_ERRORS = (DataError, ArtifactError, UnknownDistrictError, FileNotFoundError)
+if TYPE_CHECKING:
+    from imovsp.batch import ScoreSummary
+    from imovsp.formats import Format
+    from imovsp.valuer import Valuation, Valuer
+
+# The CLI starts without the scientific stack (numpy, pandas, LightGBM: seconds to import), so
+# that --help, `models` or `db` answer at once: each command imports what it uses. The options
+# need a few of the core's constants before that; these are copies, and
+# tests/test_cli.py checks that they still match the core's.
+NEGOTIATIONS = ("sale", "rent")  # imovsp.data.NEGOTIATIONS
+FORMATS = ("csv", "csv.gz", "parquet")  # imovsp.formats.FORMATS
+CHUNK_ROWS = 100_000  # imovsp.batch.CHUNK_ROWS
+MAX_COMPARABLES = 20  # imovsp.comparables.MAX_COMPARABLES
+DEFAULT_LEVEL, MIN_LEVEL, MAX_LEVEL = 0.8, 0.5, 0.95  # imovsp.ranges
+
+
+def user_error_types() -> tuple[type[Exception], ...]:
+    """The exceptions that are the user's mistakes, not the program's."""
+    from imovsp.artifact import ArtifactError
+    from imovsp.data import DataError
+    from imovsp.features import UnknownDistrictError
+
+    return (DataError, ArtifactError, UnknownDistrictError, FileNotFoundError)
 
 
 class UserError(click.ClickException):
@@ -50,8 +61,10 @@ def fail(message: str) -> NoReturn:
 def user_errors() -> Iterator[None]:
     try:
         yield
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    except Exception as exc:
+        if isinstance(exc, user_error_types()):
+            fail(str(exc))
+        raise
 
 
 def say(message: str) -> None:
@@ -76,6 +89,9 @@ def train_model(
     settings: Settings, data_path: Path, *, seed: int, out: Path, compare_seed: bool = True
 ) -> Valuer:
     """Train on ``data_path`` and save the model as the current one in ``out``."""
+    from imovsp import data, report, training
+    from imovsp.valuer import Valuer
+
     step = stepper()
     step(f"reading {data_path}")
     frame, data_report = data.load_training_data(data_path)
@@ -108,6 +124,9 @@ def train_model(
 
 def load_valuer(settings: Settings, model: Path | None, *, train_if_missing: bool) -> Valuer:
     """The model asked for, else the current one; trains one first if there is none."""
+    from imovsp import artifact
+    from imovsp.valuer import Valuer
+
     path = artifact.resolve(model or settings.model, settings.models_dir)
     if path is None:
         if not train_if_missing:
@@ -194,6 +213,8 @@ def train(
     no_seed_comparison: bool,
 ) -> None:
     """Train, tune and evaluate a model; save it as a new current version."""
+    from imovsp.metrics import format_ranges, format_table
+
     settings = _settings(ctx)
     with user_errors():
         valuer = train_model(
@@ -232,6 +253,9 @@ def evaluate(
 ) -> None:
     """Score a labelled listings file; report accuracy and price-range coverage and width per
     negotiation type."""
+    from imovsp import data, report, training
+    from imovsp.metrics import by_negotiation, format_ranges, format_table
+
     settings = _settings(ctx)
     with user_errors():
         valuer = load_valuer(settings, model, train_if_missing=False)
@@ -275,6 +299,8 @@ def evaluate(
 
 def default_output(source: Path, engine: str) -> Path:
     """``in.csv`` → ``in.scored.csv`` (same format); a Parquet dataset for the Dask engine."""
+    from imovsp import formats
+
     fmt = "parquet" if engine == "dask" else formats.input_format(source)
     name = source.name
     for extension in (".csv.gz", ".gz", ".csv", ".parquet", ".pq"):
@@ -288,6 +314,8 @@ def default_output(source: Path, engine: str) -> Path:
 def progress(total: int | None, *, enabled: bool | None) -> Iterator[Callable[[int], None] | None]:
     """A rows/s progress bar on stderr when it is a terminal (or when asked): yields the
     function that advances it by a number of rows, or ``None`` when there is no bar."""
+    from tqdm import tqdm
+
     if not (sys.stderr.isatty() if enabled is None else enabled):
         yield None
         return
@@ -318,7 +346,7 @@ def progress(total: int | None, *, enabled: bool | None) -> Iterator[Callable[[i
 @click.option(
     "--format",
     "out_format",
-    type=click.Choice(formats.FORMATS),
+    type=click.Choice(FORMATS),
     help="Output format (default: from OUT's extension, CSV when it has none). Input formats "
     "are recognised from their content.",
 )
@@ -377,6 +405,9 @@ def score(
 ) -> None:
     """Score a listings file (CSV, gzip CSV or Parquet): every row kept, in order, plus
     predicted_price and its range (price_low, price_high), or an error."""
+    from imovsp import formats
+    from imovsp.batch import score_file
+
     settings = _settings(ctx)
     if engine == "local" and (scheduler or workers or single_file):
         fail("--scheduler, --workers and --single-file go with --engine dask")
@@ -435,7 +466,7 @@ def _score_on_dask(valuer: Valuer, source: Path, target: Path, **options: Any) -
 cli.add_command(models)
 
 
-NEGOTIATION = click.Choice(data.NEGOTIATIONS, case_sensitive=False)
+NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
 
 
 @cli.command()
@@ -491,6 +522,8 @@ def predict(
     Only --negotiation, --district and --size are needed; other fields default to what is
     typical for a flat of that size.
     """
+    from imovsp.features import Property
+
     fields: dict[str, Any] = {}
     if file_ is not None:
         try:

@@ -1,7 +1,10 @@
 # imovsp — `make help` lists the targets.
 .DEFAULT_GOAL := help
 SHELL := bash
-UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# uv: the one on PATH, else one installed into the project's own .tools/uv virtualenv with the
+# python3 on PATH (a distribution's Python is externally managed, PEP 668: pip may not touch it).
+UV_LOCAL := .tools/uv/bin/uv
+UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_LOCAL))
 RUN := $(UV) run --locked --all-extras
 
 .PHONY: help install serve train test lint typecheck unit bench bench-batch bench-api bench-soak openapi clean
@@ -9,9 +12,12 @@ RUN := $(UV) run --locked --all-extras
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: ## Create .venv with the locked runtime and dev dependencies (and every extra)
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+install: $(filter $(UV_LOCAL),$(UV)) ## Create .venv with the locked runtime and dev dependencies (and every extra)
 	$(UV) sync --locked --all-extras
+
+$(UV_LOCAL):
+	@echo "uv is not on PATH: installing it into .tools/uv"
+	.ci/install-uv
 
 serve: install ## Run the valuation service on the current model (trains one first if none)
 	$(RUN) imovsp serve
@@ -26,10 +32,10 @@ lint: install ## ruff lint and format check
 typecheck: install ## mypy (strict) on the package
 	$(RUN) mypy
 
-unit: install ## pytest
-	$(RUN) pytest
+unit: install ## pytest: every test, with PostgreSQL started and Chromium (installed as root)
+	.ci/with-services $(RUN) pytest
 
-test: lint typecheck unit ## Everything CI runs: lint, types, tests
+test: lint typecheck unit ## Everything CI runs: lint, types, every test (.ci/with-services)
 
 bench: install ## Benchmarks (see docs/benchmarks.md)
 	$(RUN) python benchmarks/core.py
@@ -46,5 +52,5 @@ bench-soak: install ## Soak (5 min at 256 connections) and a worker killed under
 openapi: install ## Regenerate docs/openapi.json from the app
 	$(RUN) python -m imovsp.api.openapi docs/openapi.json
 
-clean: ## Remove caches and the virtualenv (models stay)
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove caches, test output and the virtualenvs (models stay)
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts

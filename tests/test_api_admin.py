@@ -4,7 +4,7 @@ per-client rate limit. The real server (workers, SIGHUP, load) is in test_rollou
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,21 @@ def served_version(client: TestClient) -> str:
     version: str = response.json()["model_version"]
     assert client.get("/readyz").json()["model_version"] == version
     return version
+
+
+def reloads(client: TestClient, outcome: str) -> float:
+    """``imovsp_model_reloads_total`` for ``outcome``, as /metrics says (0 before any)."""
+    prefix = f'imovsp_model_reloads_total{{outcome="{outcome}"}} '
+    lines = client.get("/metrics").text.splitlines()
+    return sum(float(line.removeprefix(prefix)) for line in lines if line.startswith(prefix))
+
+
+def wait_for(condition: Callable[[], bool], what: str, *, timeout: float = 30) -> None:
+    """Return once ``condition()`` holds; fail saying ``what`` did not happen by the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -80,12 +95,13 @@ def test_an_unusable_current_model_is_refused_and_the_old_one_keeps_serving(
     # CURRENT may name a model that broke after it was promoted (or was set by hand).
     reason = spoil(models / B)
     (models / artifact.CURRENT).write_text(B + "\n")
+    refused = reloads(client, "refused")
     response = client.post("/admin/reload", headers=AUTH)
     assert_error(response, 409, f"refused model {B}: ")
     assert reason in response.json()["detail"]
     assert response.json()["detail"].endswith(f"still serving {A}")
     assert served_version(client) == A
-    assert 'imovsp_model_reloads_total{outcome="refused"}' in client.get("/metrics").text
+    assert reloads(client, "refused") == refused + 1
 
 
 def test_no_current_model_is_refused(client: TestClient, models: Path) -> None:
@@ -116,14 +132,17 @@ def test_reload_is_disabled_without_a_configured_token(models: Path) -> None:
 def test_a_reload_interval_follows_current_without_being_asked(models: Path) -> None:
     with serving(models, reload_interval=0.1) as client:
         rollout.promote(models, B)
-        deadline = time.monotonic() + 30
-        while served_version(client) != B:
-            assert time.monotonic() < deadline, "the new current model was not picked up"
-            time.sleep(0.1)
+        # Asked of /readyz alone: a valuation and a later /readyz may straddle the reload.
+        wait_for(
+            lambda: client.get("/readyz").json()["model_version"] == B,
+            "the new current model was not picked up",
+        )
+        assert served_version(client) == B
         # A broken current model is refused once, and the served one stays.
+        refused = reloads(client, "refused")
         corrupt(models / C)
         (models / artifact.CURRENT).write_text(C + "\n")
-        time.sleep(1)
+        wait_for(lambda: reloads(client, "refused") > refused, "the broken model was not tried")
         assert served_version(client) == B
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,14 @@ def test_interactive_docs_are_served(client: TestClient) -> None:
     response = client.get("/docs")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+    # Every file from the app itself (the browser test opens it offline).
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert re.findall(r'(?:src|href)="([^"]*)"', response.text) == [
+        "/docs/assets/swagger-ui.css",
+        "/docs/assets/favicon-32x32.png",
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/init.js",
+    ]
+    for url in ("/docs/assets/swagger-ui-bundle.js", "/docs/init.js"):
+        assert client.get(url).headers["content-type"].startswith("text/javascript")
+    assert client.get("/redoc").status_code == 404  # ReDoc would need a CDN: not served

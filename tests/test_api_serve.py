@@ -75,6 +75,27 @@ def wait_ready(base: str, proc: subprocess.Popen[str]) -> None:
     pytest.fail(f"{base} not ready after {START_TIMEOUT}s:\n{proc.communicate()[0]}")
 
 
+def unread_bytes(conn: socket.socket) -> int | None:
+    """How many bytes sent on ``conn`` wait unread in the server's end of it, from the kernel's
+    table of IPv4 TCP sockets (Linux); None while that end is not listed."""
+    client_port = conn.getsockname()[1]
+    server_port = conn.getpeername()[1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(end.split(":")[1], 16) for end in fields[1:3])
+        if (local, remote) == (server_port, client_port):
+            return int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
+    return None
+
+
+def wait_read_by_server(conn: socket.socket) -> None:
+    """Return once the server process has read everything sent on ``conn`` so far."""
+    deadline = time.monotonic() + 60
+    while unread_bytes(conn) != 0:
+        assert time.monotonic() < deadline, "the server did not read the request"
+        time.sleep(0.02)
+
+
 def stop(proc: subprocess.Popen[str]) -> str:
     """SIGTERM, as a platform stops a dyno or container; the output once it has exited."""
     proc.send_signal(signal.SIGTERM)
@@ -142,6 +163,10 @@ def test_procfile_web_line_serves_valuations_under_honcho(models_dir: Path, tmp_
     assert body["district"] == "Santana"
     assert f"serving model {body['model_version']} on http://0.0.0.0:{port}" in out
     assert 'imovsp_valuations_total{negotiation="sale"} 1.0' in metrics
+    # Counted from zero before anything happens, as Prometheus wants (rate() of a series that
+    # appears at 1 misses the first event).
+    for outcome in ("reloaded", "refused"):
+        assert f'imovsp_model_reloads_total{{outcome="{outcome}"}} 0.0' in metrics
     # The access log line of that request, as JSON, with its request id.
     logged = [json.loads(m) for m in re.findall(r"(\{\"ts\".*\"imovsp.access\".*\})", out)]
     assert any(r["request_id"] == headers["x-request-id"] for r in logged), out
@@ -157,7 +182,7 @@ def test_sigterm_lets_the_request_in_flight_finish(serve: Any) -> None:
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         conn.sendall(head + body[:10])  # the request is in flight: half its body sent
-        time.sleep(0.5)
+        wait_read_by_server(conn)  # accepted, and being read: not waiting in the backlog
         proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # shutting down: no new connections

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,50 @@ def test_atomic_output_replaces_a_directory_only_when_complete(tmp_path: Path) -
         (tmp / "part.0.parquet").write_text("new")
     assert (target / "part.0.parquet").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["dataset"]
+
+
+def test_a_failed_output_is_gone_on_return_though_a_worker_still_writes_into_it(
+    tmp_path: Path,
+) -> None:
+    # A Dask worker cannot be stopped mid-task: after a failure it may go on writing parts
+    # into the temporary dataset directory while, and after, it is removed.
+    target = tmp_path / "out.parquet"
+    started, stop = threading.Event(), threading.Event()
+    written: list[int] = []
+
+    def worker(directory: Path) -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                (directory / f"part.{i:05d}.parquet").write_bytes(b"x")
+            except FileNotFoundError:  # as pyarrow's writer: no directory, no file
+                pass
+            else:
+                written.append(i)
+            i += 1
+            if len(written) >= 2000:  # enough that removing them takes a while
+                started.set()
+
+    threads: list[threading.Thread] = []
+
+    def fail_while_a_worker_writes() -> None:
+        with formats.atomic_output(target) as tmp:
+            tmp.mkdir()
+            threads.append(threading.Thread(target=worker, args=(tmp,), daemon=True))
+            threads[0].start()
+            assert started.wait(30)
+            raise RuntimeError("a partition failed")
+
+    try:
+        with pytest.raises(RuntimeError):
+            fail_while_a_worker_writes()
+        left = sorted(p.name for p in tmp_path.iterdir())  # at once, the worker still busy
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert written  # the worker did write into the output before the failure
+    assert left == []
 
 
 def test_parquet_dataset_files_are_read_in_natural_order(tmp_path: Path) -> None:

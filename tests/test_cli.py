@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -384,3 +386,32 @@ def test_readable_lines_say_one_room_and_no_negative_zero(valuer: Valuer) -> Non
     assert any(re.search(r"elevator +no +\+0\.0%  R\$ \+0$", line) for line in lines), lines
     assert "-0" not in "".join(line for line in lines if line.strip().startswith("elevator"))
     assert any(", 1 room, 1 suite, " in line for line in lines), lines
+
+
+def test_the_cli_copies_of_the_core_constants_still_match_them() -> None:
+    # The CLI copies them so that it starts without importing the core (see imovsp.cli).
+    from imovsp import batch, cli, comparables, data, formats, ranges
+
+    assert cli.NEGOTIATIONS == data.NEGOTIATIONS
+    assert cli.FORMATS == formats.FORMATS
+    assert cli.CHUNK_ROWS == batch.CHUNK_ROWS
+    assert cli.MAX_COMPARABLES == comparables.MAX_COMPARABLES
+    assert (cli.DEFAULT_LEVEL, cli.MIN_LEVEL, cli.MAX_LEVEL) == (
+        ranges.DEFAULT_LEVEL,
+        ranges.MIN_LEVEL,
+        ranges.MAX_LEVEL,
+    )
+
+
+def test_the_cli_starts_without_the_scientific_stack() -> None:
+    # --help, `models` and `db` answer in well under a second (benchmarks/cli.py): importing
+    # the CLI must not import what only valuing needs.
+    code = (
+        "import sys, imovsp.cli; "
+        "print(sorted(m for m in ('pandas', 'lightgbm', 'sklearn', 'scipy', 'matplotlib', "
+        "'sqlalchemy', 'fastapi') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -10,10 +10,12 @@ import os
 import subprocess
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from everything import unavailable
 from imovsp.api import create_app
 from imovsp.api.feedback import FeedbackOut
 from imovsp.cli import cli
@@ -44,9 +47,7 @@ OLD_BODY = {"Size": 130, "Rooms": 4, "District_Santana": 1, "Negotiation Type_sa
 def postgres_url() -> str:
     url = os.environ.get(POSTGRES)
     if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"{POSTGRES} is not set: .ci/run starts a PostgreSQL server for these")
-        pytest.skip(f"no PostgreSQL to test against: set {POSTGRES} (`.ci/postgres start`)")
+        unavailable(f"no PostgreSQL to test against: set {POSTGRES} (`.ci/postgres start`)")
     return url
 
 
@@ -238,8 +239,10 @@ def test_batches_do_not_wait_for_a_failing_database(
         for i in range(100):
             log.record("batch", f"r{i}", {}, valued, 0.001, i)
         started = time.monotonic()
-        log.make_room(60, timeout=5)
-        assert time.monotonic() - started < 2  # a working writer would have been waited for
+        log.make_room(60, timeout=120)
+        # A working writer would have been waited for, up to the timeout: a busy machine's
+        # scheduling delays stay far below it.
+        assert time.monotonic() - started < 30
     finally:
         log.close()
 
@@ -310,6 +313,39 @@ def test_feedback_for_an_unknown_request_is_404(client: TestClient) -> None:
         "/v1/feedback", json={"request_id": "nobody-asked", "actual_price": 1e6, "kind": "sold"}
     )
     assert_error(response, 404, "no valuation with request id 'nobody-asked' in the prediction log")
+
+
+def uuid7_made(seconds_ago: float) -> str:
+    """A request id as the service makes them (UUIDv7), made ``seconds_ago``."""
+    ms = int((time.time() - seconds_ago) * 1000)
+    return uuid.UUID(int=ms << 80 | 7 << 76 | 0x123 << 64 | 2 << 62 | 0x42).hex
+
+
+def test_only_recent_ids_or_ids_a_client_chose_may_still_be_in_a_workers_memory() -> None:
+    now = time.time()
+    assert prediction_log_feedback.made_at(uuid7_made(0)) == pytest.approx(now, abs=1)
+    assert prediction_log_feedback.may_be_in_memory(uuid7_made(1), held_for=3, now=now)
+    assert not prediction_log_feedback.may_be_in_memory(uuid7_made(10), held_for=3, now=now)
+    # A client's own id says nothing about when: it may be in memory whatever its text.
+    for chosen in ("nobody-asked", uuid.uuid4().hex, "7" * 32):
+        assert prediction_log_feedback.may_be_in_memory(chosen, held_for=3, now=now), chosen
+
+
+def test_feedback_for_an_old_unknown_id_of_ours_is_404_without_waiting(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No worker holds a valuation longer than its flush interval: an id made an hour ago is
+    # in the database or nowhere, and nothing is waited for.
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds} s for a valuation that cannot be in memory")
+
+    clock = SimpleNamespace(monotonic=time.monotonic, time=time.time, sleep=no_waiting)
+    monkeypatch.setattr(prediction_log_feedback, "time", clock)
+    request_id = uuid7_made(3600)
+    response = client.post(
+        "/v1/feedback", json={"request_id": request_id, "actual_price": 1e6, "kind": "sold"}
+    )
+    assert_error(response, 404, f"no valuation with request id {request_id!r}")
 
 
 @pytest.mark.parametrize(

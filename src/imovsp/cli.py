@@ -17,28 +17,38 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from pydantic import ValidationError
-from tqdm import tqdm
 
-from imovsp import artifact, data, formats, price_index, report, training
-from imovsp import as_of as as_of_module
-from imovsp.artifact import ArtifactError
-from imovsp.batch import CHUNK_ROWS, ScoreSummary, score_file
 from imovsp.cli_models import models
-from imovsp.comparables import MAX_COMPARABLES
-from imovsp.data import DataError
-from imovsp.features import Property, UnknownDistrictError
-from imovsp.formats import Format
-from imovsp.metrics import by_negotiation, format_patterns, format_ranges, format_table
 from imovsp.monitoring.commands import db, monitor
-from imovsp.price_index import PriceIndexError
-from imovsp.ranges import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings, variable_names
-from imovsp.valuer import Valuation, Valuer
 
 if TYPE_CHECKING:
     import pandas as pd
 
-USER_ERRORS = (DataError, ArtifactError, UnknownDistrictError, FileNotFoundError, PriceIndexError)
+    from imovsp import as_of as as_of_module
+    from imovsp.batch import ScoreSummary
+    from imovsp.formats import Format
+    from imovsp.valuer import Valuation, Valuer
+
+# The CLI starts without the scientific stack (numpy, pandas, LightGBM: seconds to import), so
+# that --help, `models` or `db` answer at once: each command imports what it uses. The options
+# need a few of the core's constants before that; these are copies, and
+# tests/test_cli.py checks that they still match the core's.
+NEGOTIATIONS = ("sale", "rent")  # imovsp.data.NEGOTIATIONS
+FORMATS = ("csv", "csv.gz", "parquet")  # imovsp.formats.FORMATS
+CHUNK_ROWS = 100_000  # imovsp.batch.CHUNK_ROWS
+MAX_COMPARABLES = 20  # imovsp.comparables.MAX_COMPARABLES
+DEFAULT_LEVEL, MIN_LEVEL, MAX_LEVEL = 0.8, 0.5, 0.95  # imovsp.ranges
+
+
+def user_error_types() -> tuple[type[Exception], ...]:
+    """The exceptions that are the user's mistakes, not the program's."""
+    from imovsp.artifact import ArtifactError
+    from imovsp.data import DataError
+    from imovsp.features import UnknownDistrictError
+    from imovsp.price_index import PriceIndexError
+
+    return (DataError, ArtifactError, UnknownDistrictError, FileNotFoundError, PriceIndexError)
 
 
 class UserError(click.ClickException):
@@ -55,8 +65,10 @@ def fail(message: str) -> NoReturn:
 def user_errors() -> Iterator[None]:
     try:
         yield
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    except Exception as exc:
+        if isinstance(exc, user_error_types()):
+            fail(str(exc))
+        raise
 
 
 def say(message: str) -> None:
@@ -90,6 +102,9 @@ def train_model(
     """Train on ``data_path`` (one listings file or several) and save the model as the current
     one in ``out``. Rows without a ``Month`` take ``data_month`` (default: the setting); prices
     are brought to ``base_month`` (default: the latest) by the price index first."""
+    from imovsp import data, report, training
+    from imovsp.valuer import Valuer
+
     paths = [data_path] if isinstance(data_path, Path) else list(data_path)
     step = stepper()
     step(f"reading {', '.join(map(str, paths))}")
@@ -135,6 +150,9 @@ def train_model(
 
 def load_valuer(settings: Settings, model: Path | None, *, train_if_missing: bool) -> Valuer:
     """The model asked for, else the current one; trains one first if there is none."""
+    from imovsp import artifact
+    from imovsp.valuer import Valuer
+
     path = artifact.resolve(model or settings.model, settings.models_dir)
     if path is None:
         if not train_if_missing:
@@ -245,6 +263,9 @@ def train(
 
     Listings of several months are brought to one month's money by the price index first.
     """
+    from imovsp import price_index
+    from imovsp.metrics import format_patterns, format_ranges, format_table
+
     settings = _settings(ctx)
     with user_errors():
         if data_month is not None:
@@ -290,6 +311,9 @@ def evaluate(
 ) -> None:
     """Score a labelled listings file; report accuracy and price-range coverage and width per
     negotiation type."""
+    from imovsp import data, report, training
+    from imovsp.metrics import by_negotiation, format_patterns, format_ranges, format_table
+
     settings = _settings(ctx)
     with user_errors():
         valuer = load_valuer(settings, model, train_if_missing=False)
@@ -363,6 +387,9 @@ def evaluate(
 
 
 def _scores(valuer: Valuer, frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    from imovsp import data
+    from imovsp.metrics import by_negotiation
+
     return by_negotiation(
         frame[data.PRICE].to_numpy(float),
         valuer.predict_frame(frame),
@@ -372,6 +399,8 @@ def _scores(valuer: Valuer, frame: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def default_output(source: Path, engine: str) -> Path:
     """``in.csv`` → ``in.scored.csv`` (same format); a Parquet dataset for the Dask engine."""
+    from imovsp import formats
+
     fmt = "parquet" if engine == "dask" else formats.input_format(source)
     name = source.name
     for extension in (".csv.gz", ".gz", ".csv", ".parquet", ".pq"):
@@ -385,6 +414,8 @@ def default_output(source: Path, engine: str) -> Path:
 def progress(total: int | None, *, enabled: bool | None) -> Iterator[Callable[[int], None] | None]:
     """A rows/s progress bar on stderr when it is a terminal (or when asked): yields the
     function that advances it by a number of rows, or ``None`` when there is no bar."""
+    from tqdm import tqdm
+
     if not (sys.stderr.isatty() if enabled is None else enabled):
         yield None
         return
@@ -415,7 +446,7 @@ def progress(total: int | None, *, enabled: bool | None) -> Iterator[Callable[[i
 @click.option(
     "--format",
     "out_format",
-    type=click.Choice(formats.FORMATS),
+    type=click.Choice(FORMATS),
     help="Output format (default: from OUT's extension, CSV when it has none). Input formats "
     "are recognised from their content.",
 )
@@ -477,6 +508,9 @@ def score(
     """Score a listings file (CSV, gzip CSV or Parquet): every row kept, in order, plus
     predicted_price and its range (price_low, price_high) in the money of the as_of month
     (with as_of and index_factor columns), or an error."""
+    from imovsp import formats
+    from imovsp.batch import score_file
+
     settings = _settings(ctx)
     if engine == "local" and (scheduler or workers or single_file):
         fail("--scheduler, --workers and --single-file go with --engine dask")
@@ -524,6 +558,9 @@ def score(
 def batch_months(settings: Settings, valuer: Valuer, asked: str | None) -> dict[str, Any]:
     """Per negotiation type, ``(month, factor)`` for :func:`imovsp.batch.score_frame`, or the
     error its rows get; exit 2 when the month is malformed or in no series."""
+    from imovsp import as_of as as_of_module
+    from imovsp.price_index import PriceIndexError
+
     index = settings.index()
     as_of_module.check_model(index, valuer.data_month)
     found = as_of_module.resolve_all(index, valuer.data_month, valuer.negotiations, asked)
@@ -548,7 +585,7 @@ def _score_on_dask(valuer: Valuer, source: Path, target: Path, **options: Any) -
 cli.add_command(models)
 
 
-NEGOTIATION = click.Choice(data.NEGOTIATIONS, case_sensitive=False)
+NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
 
 
 @cli.command()
@@ -606,6 +643,9 @@ def predict(
     Only --negotiation, --district and --size are needed; a field not given is priced as
     unknown, and the answer says which fields would narrow the range most.
     """
+    from imovsp import as_of as as_of_module
+    from imovsp.features import Property
+
     fields: dict[str, Any] = {}
     if file_ is not None:
         try:
@@ -670,6 +710,8 @@ def _plain(value: float | bool) -> str:
 
 def as_of_line(at: as_of_module.AsOf, original: Valuation) -> str:
     """Which month's money the figures are in, on what basis, and the price in the model's."""
+    from imovsp import price_index
+
     n = original.property.negotiation
     if at.month == at.data_month:
         return f"in the money of {at.month}, the model's data month"
@@ -787,6 +829,8 @@ def serve(
         # Loaded here once so that a bad model stops the start with one line, not a traceback
         # in every worker; the workers load their own copies.
         served = load_valuer(settings, model, train_if_missing=True)
+        from imovsp import as_of as as_of_module
+
         as_of_module.check_model(settings.index(), served.data_month)
         path = served.path
     assert path is not None
@@ -801,6 +845,9 @@ def serve(
 def index_command(ctx: click.Context, as_json: bool) -> None:
     """Show the price index in use (IMOVSP_PRICE_INDEX, else the shipped one): its series and
     the months it covers, and the factor from the current model's data month to the latest."""
+    from imovsp import artifact, price_index
+    from imovsp.valuer import Valuer
+
     settings = _settings(ctx)
     index = settings.index()
     described = index.describe()

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from imovsp import artifact, rollout
+from imovsp import artifact
 from imovsp.artifact import ArtifactError
 from imovsp.settings import Settings
 from imovsp.valuer import DEFAULT_DATA_MONTH
+
+if TYPE_CHECKING:
+    from imovsp import rollout  # loads a model to check it: imported by the commands that do
 
 models_dir_option = click.option(
     "--models-dir",
@@ -93,6 +97,8 @@ def _report(change: rollout.Change) -> None:
 @click.pass_context
 def promote(ctx: click.Context, version: str, models_dir: Path | None) -> None:
     """Make VERSION the current model, once it loads and values a plain flat."""
+    from imovsp import rollout
+
     try:
         _report(rollout.promote(_target(ctx, models_dir), version))
     except (ArtifactError, OSError) as exc:
@@ -104,6 +110,8 @@ def promote(ctx: click.Context, version: str, models_dir: Path | None) -> None:
 @click.pass_context
 def rollback(ctx: click.Context, models_dir: Path | None) -> None:
     """Make current again the version that was current before this one."""
+    from imovsp import rollout
+
     try:
         _report(rollout.rollback(_target(ctx, models_dir)))
     except (ArtifactError, OSError) as exc:

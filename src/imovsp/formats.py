@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import secrets
 import shutil
 import zlib
 from collections.abc import Iterator, Sequence
@@ -241,8 +242,9 @@ def atomic_output(target: Path) -> Iterator[Path]:
     replaced only once the new output is complete, and the temporary one is removed on failure.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    _remove(tmp)
+    # Unique per run: a Dask worker still busy with a failed run's partition (a running task
+    # cannot be stopped) must not write into a later run's output.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
         yield tmp
         if not tmp.exists():
@@ -260,8 +262,18 @@ def atomic_output(target: Path) -> Iterator[Path]:
 
 
 def _remove(path: Path) -> None:
+    """Remove ``path`` completely, even while someone still writes files into it by name."""
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        # Renamed first, in one step: from then on a write into ``path`` fails for want of the
+        # directory, so nothing is added while the tree is removed, and nothing is left.
+        removing = path.with_name(f"{path.name}.removing")
+        try:
+            path.rename(removing)
+        except FileNotFoundError:
+            return
+        except OSError:  # cannot be renamed (an old leftover in the way): removed where it is
+            removing = path
+        shutil.rmtree(removing, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
 

@@ -44,6 +44,8 @@ RELOADS = Counter(
     "Attempts to serve a new current model, by outcome (reloaded, refused).",
     ["outcome"],
 )
+for _outcome in ("reloaded", "refused"):  # at zero from the start, so that rate() sees the first
+    RELOADS.labels(_outcome)
 
 
 class ReloadRefusedError(Exception):

@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.types import Receive, Scope, Send
 
 from imovsp import artifact, as_of
-from imovsp.api import admin, errors, feedback, legacy, ops, routes, telemetry
+from imovsp.api import admin, docs, errors, feedback, legacy, ops, routes, telemetry
 from imovsp.api.limits import RateLimiter
 from imovsp.api.render import Valuing
 from imovsp.api.schemas import BatchIn, PropertyIn
@@ -156,6 +156,9 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # /docs is served from the package (imovsp.api.docs); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.settings = settings
@@ -168,6 +171,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     app.include_router(legacy.router)
     app.include_router(ops.router)
     install_web(app)
+    docs.install(app)
     app.include_router(admin.router)
     app.observe = telemetry.Observe(
         app.serve,

@@ -459,3 +459,20 @@ def test_batch_without_items_is_422(client: TestClient) -> None:
 
 def test_default_batch_limit_is_1000(models_dir: Path) -> None:
     assert Settings(models_dir=models_dir).batch_max_items == 1000
+
+
+def test_batch_over_the_body_limit_is_413_saying_how_many_items_a_batch_takes(
+    client: TestClient,
+) -> None:
+    raw = json.dumps({"items": [SANTANA] * 1000})
+    response = client.post(
+        "/v1/valuations/batch", content=raw, headers={"content-type": "application/json"}
+    )
+    assert_error(
+        response,
+        413,
+        f"request body is {len(raw):,} bytes; the limit is 64,000 bytes: send at most 50 "
+        "items a batch, in several requests if need be",
+    )
+    # Answered before the body was read: read and dropped, then the connection is closed.
+    assert response.headers["connection"] == "close"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
+
+from imovsp.data import CONDO_FEE_MAX, CONDO_FEE_MIN, PRICE_MAX, PRICE_MIN
 
 TYPICAL = (
     "Default: what is typical for an apartment of this size in the model's training data "
@@ -35,6 +37,46 @@ def _integral(value: Any) -> Any:
 
 
 Count = Annotated[int, BeforeValidator(_integral)]
+
+
+def _price(value: float) -> float:
+    # A price below a rent's or above an apartment's is a mistake, and one near zero or
+    # infinity made the feedback's error_pct overflow to null (5e-324 was accepted).
+    if not PRICE_MIN <= value <= PRICE_MAX:
+        raise PydanticCustomError(
+            "price_range", f"must be a price from R$ {PRICE_MIN:,.0f} to R$ {PRICE_MAX:,.0f}"
+        )
+    return value
+
+
+def _condo_fee(value: float) -> float:
+    if value != 0 and not CONDO_FEE_MIN <= value <= CONDO_FEE_MAX:
+        raise PydanticCustomError(
+            "condo_fee_range",
+            f"must be 0 (unknown) or a monthly fee from R$ {CONDO_FEE_MIN:,.0f} to "
+            f"R$ {CONDO_FEE_MAX:,.0f}",
+        )
+    return value
+
+
+# Checked after parsing, so that the message says the whole range; documented as a range.
+Price = Annotated[
+    float,
+    AfterValidator(_price),
+    WithJsonSchema({"type": "number", "minimum": PRICE_MIN, "maximum": PRICE_MAX}),
+]
+CondoFee = Annotated[
+    float,
+    AfterValidator(_condo_fee),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "const": 0},
+                {"type": "number", "minimum": CONDO_FEE_MIN, "maximum": CONDO_FEE_MAX},
+            ]
+        }
+    ),
+]
 Negotiation = Annotated[
     Literal["sale", "rent"],
     BeforeValidator(_lower),
@@ -95,10 +137,8 @@ class PropertyIn(Strict):
         None, ge=0, le=20, description=f"Bedrooms with bathroom. {TYPICAL}"
     )
     parking: Count | None = Field(None, ge=0, le=30, description=f"Parking spaces. {TYPICAL}")
-    condo_fee: float | None = Field(
+    condo_fee: CondoFee | None = Field(
         None,
-        ge=0,
-        le=100_000,
         description=f"Monthly condominium fee in BRL; 0 means unknown. {TYPICAL}",
     )
     elevator: bool | None = Field(None, description=f"The building has an elevator. {TYPICAL}")

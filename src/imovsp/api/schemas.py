@@ -9,7 +9,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from imovsp.data import CONDO_FEE_MAX, CONDO_FEE_MIN, PRICE_MAX, PRICE_MIN
@@ -50,7 +58,9 @@ def _price(value: float) -> float:
 
 
 def _condo_fee(value: float) -> float:
-    if value != 0 and not CONDO_FEE_MIN <= value <= CONDO_FEE_MAX:
+    # Within the field's bounds (0 to 100,000), which the web page states; a positive fee
+    # below R$ 1 is no fee.
+    if 0 < value < CONDO_FEE_MIN:
         raise PydanticCustomError(
             "condo_fee_range",
             f"must be 0 (unknown) or a monthly fee from R$ {CONDO_FEE_MIN:,.0f} to "
@@ -64,18 +74,6 @@ Price = Annotated[
     float,
     AfterValidator(_price),
     WithJsonSchema({"type": "number", "minimum": PRICE_MIN, "maximum": PRICE_MAX}),
-]
-CondoFee = Annotated[
-    float,
-    AfterValidator(_condo_fee),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "const": 0},
-                {"type": "number", "minimum": CONDO_FEE_MIN, "maximum": CONDO_FEE_MAX},
-            ]
-        }
-    ),
 ]
 Negotiation = Annotated[
     Literal["sale", "rent"],
@@ -137,9 +135,11 @@ class PropertyIn(Strict):
         None, ge=0, le=20, description=f"Bedrooms with bathroom. {TYPICAL}"
     )
     parking: Count | None = Field(None, ge=0, le=30, description=f"Parking spaces. {TYPICAL}")
-    condo_fee: CondoFee | None = Field(
+    condo_fee: float | None = Field(
         None,
-        description=f"Monthly condominium fee in BRL; 0 means unknown. {TYPICAL}",
+        ge=0,
+        le=CONDO_FEE_MAX,
+        description=f"Monthly condominium fee in BRL, from R$ 1; 0 means unknown. {TYPICAL}",
     )
     elevator: bool | None = Field(None, description=f"The building has an elevator. {TYPICAL}")
     furnished: bool | None = Field(None, description=f"Let or sold furnished. {TYPICAL}")
@@ -157,6 +157,11 @@ class PropertyIn(Strict):
         le=180,
         description="WGS84 longitude; give both coordinates or neither.",
     )
+
+    @field_validator("condo_fee")
+    @classmethod
+    def _condo_fee_is_a_fee(cls, value: float | None) -> float | None:
+        return value if value is None else _condo_fee(value)
 
 
 DEFAULT_LEVEL = 0.8

@@ -222,6 +222,7 @@ class Observe:
         status = 500
         limit = self.max_body_bytes
         unread = chunked or bool(length)  # body bytes still on their way
+        counted = False  # in the metrics and the access log
         asked = False  # the app asked for the body (a client awaiting 100 Continue got it)
 
         async def linger() -> None:
@@ -236,6 +237,30 @@ class Observe:
                     dropped += len(message.get("body", b""))
                     unread = message["type"] == "http.request" and message.get("more_body", False)
 
+        def record() -> None:
+            nonlocal counted
+            counted = True
+            template = str(
+                scope.get("route_template") or getattr(scope.get("route"), "path", UNMATCHED)
+            )
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            _observe(template, method, status, elapsed)
+            if access_logger.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                log_access(
+                    {
+                        "event": "request",
+                        "request_id": request_id,
+                        "method": method,
+                        "path": scope["path"],
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "client": client[0] if client else None,
+                    }
+                )
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
@@ -244,12 +269,17 @@ class Observe:
                 if unread:  # answered before the body was read: closed after it (linger)
                     headers.append((b"connection", b"close"))
                 message["headers"] = headers
-            elif unread and not message.get("more_body", False):
-                # The whole answer goes out now, for a client that reads early; the response
-                # ends, and the connection closes, once the body is read.
-                await send({**message, "more_body": True})
-                await linger()
-                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            elif not message.get("more_body", False):
+                # Counted before the answer's last bytes leave: a client that has its answer
+                # and then reads /metrics finds its request there.
+                if not counted:
+                    record()
+                if unread:
+                    # The whole answer goes out now, for a client that reads early; the
+                    # response ends, and the connection closes, once the body is read.
+                    await send({**message, "more_body": True})
+                    await linger()
+                    message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         received = 0
@@ -291,26 +321,8 @@ class Observe:
             else:
                 await self.app(scope, receive_limited, send_with_id)
         finally:
-            template = str(
-                scope.get("route_template") or getattr(scope.get("route"), "path", UNMATCHED)
-            )
-            elapsed = time.perf_counter() - started
-            method = scope["method"]
-            _observe(template, method, status, elapsed)
-            if access_logger.isEnabledFor(logging.INFO):
-                client = scope.get("client")
-                log_access(
-                    {
-                        "event": "request",
-                        "request_id": request_id,
-                        "method": method,
-                        "path": scope["path"],
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "client": client[0] if client else None,
-                    }
-                )
+            if not counted:
+                record()
 
 
 def record_valuations(counts: dict[str, int]) -> None:

@@ -316,6 +316,9 @@ def test_only_one_coordinate_is_422(client: TestClient) -> None:
     assert_error(response, 422, "give both latitude and longitude, or neither")
 
 
+CONDO_FEE_RANGE = "must be 0 (unknown) or a monthly fee from R$ 1 to R$ 100,000"
+
+
 @pytest.mark.parametrize(
     ("change", "detail"),
     [
@@ -328,6 +331,9 @@ def test_only_one_coordinate_is_422(client: TestClient) -> None:
         ({"rooms": 10**30}, "rooms: Input should be less than or equal to 20"),
         ({"parking": 31}, "parking: Input should be less than or equal to 30"),
         ({"condo_fee": -5}, "condo_fee: Input should be greater than or equal to 0"),
+        ({"condo_fee": 5e-324}, f"condo_fee: {CONDO_FEE_RANGE}"),
+        ({"condo_fee": 0.5}, f"condo_fee: {CONDO_FEE_RANGE}"),
+        ({"condo_fee": 100_001}, "condo_fee: Input should be less than or equal to 100000"),
         ({"elevator": "perhaps"}, "elevator: Input should be a valid boolean"),
         ({"negotiation": "swap"}, "negotiation: Input should be 'sale' or 'rent'"),
         ({"district": ""}, "district: String should have at least 1 character"),
@@ -481,3 +487,28 @@ def test_batch_without_items_is_422(client: TestClient) -> None:
 
 def test_default_batch_limit_is_1000(models_dir: Path) -> None:
     assert Settings(models_dir=models_dir).batch_max_items == 1000
+
+
+def test_batch_over_the_body_limit_is_413_saying_how_many_items_a_batch_takes(
+    client: TestClient,
+) -> None:
+    raw = json.dumps({"items": [SANTANA] * 1000})
+    response = client.post(
+        "/v1/valuations/batch", content=raw, headers={"content-type": "application/json"}
+    )
+    assert_error(
+        response,
+        413,
+        f"request body is {len(raw):,} bytes; the limit is 64,000 bytes: send at most 50 "
+        "items a batch, in several requests if need be",
+    )
+    # Answered before the body was read: read and dropped, then the connection is closed.
+    assert response.headers["connection"] == "close"
+
+
+@pytest.mark.parametrize("condo_fee", [0, 1, 100_000])
+def test_condo_fees_at_the_ends_of_their_range_are_valued(
+    client: TestClient, condo_fee: float
+) -> None:
+    response = value(client, {**SANTANA, "condo_fee": condo_fee})
+    assert response.status_code == 200, response.text

@@ -367,6 +367,21 @@ def test_predict_explains_and_lists_comparables(runner: CliRunner) -> None:
     assert body["district_median_price_m2"] > 0
 
 
+@pytest.mark.parametrize("fee", ["5e-324", "0.5", "1e308", "-5"])
+def test_predict_a_condo_fee_that_is_no_price_exits_2_saying_the_range(
+    runner: CliRunner, tmp_path: Path, fee: str
+) -> None:
+    args = ["predict", "--negotiation", "rent", "--district", "Pinheiros", "--size", "70"]
+    result = runner.invoke(cli, [*args, "--condo-fee", fee])
+    assert_user_error(result, "is not 0 (unknown) or a monthly fee from 1 to 100,000")
+    body = tmp_path / "p.json"
+    body.write_text(
+        f'{{"negotiation": "rent", "district": "Pinheiros", "size_m2": 70, "condo_fee": {fee}}}'
+    )
+    result = runner.invoke(cli, ["predict", "--file", str(body)])
+    assert_user_error(result, "condo_fee: ")
+
+
 def test_predict_too_many_comparables_exits_2(runner: CliRunner) -> None:
     args = ["predict", "--negotiation", "rent", "--district", "Pinheiros", "--size", "70"]
     result = runner.invoke(cli, [*args, "--comparables", "21"])

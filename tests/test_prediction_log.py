@@ -355,7 +355,7 @@ def test_feedback_for_an_old_unknown_id_of_ours_is_404_without_waiting(
         ({"request_id": "x", "kind": "sold"}, "actual_price: field required"),
         (
             {"request_id": "x", "actual_price": -5, "kind": "sold"},
-            "actual_price: Input should be greater than 0",
+            "actual_price: must be a price from R$ 100 to R$ 1,000,000,000",
         ),
         (
             {"request_id": "x", "actual_price": 1e6, "kind": "bought"},
@@ -373,6 +373,30 @@ def test_feedback_for_an_old_unknown_id_of_ours_is_404_without_waiting(
 )
 def test_bad_feedback_bodies_are_422(client: TestClient, body: dict[str, Any], detail: str) -> None:
     assert_error(client.post("/v1/feedback", json=body), 422, detail)
+
+
+@pytest.mark.parametrize("actual_price", [5e-324, 0.5, 99.99, 1.0000001e9, 1.7e308])
+def test_feedback_with_a_price_no_property_has_is_422_saying_the_range(
+    client: TestClient, actual_price: float
+) -> None:
+    """5e-324 was stored, and its error_pct (price / 5e-324 - 1, infinite) answered as null."""
+    rid = client.post("/v1/valuations", json=SANTANA).json()["request_id"]
+    response = client.post(
+        "/v1/feedback", json={"request_id": rid, "actual_price": actual_price, "kind": "sold"}
+    )
+    assert_error(response, 422, "actual_price: must be a price from R$ 100 to R$ 1,000,000,000")
+
+
+@pytest.mark.parametrize("actual_price", [100, 1e9])
+def test_feedback_at_the_ends_of_the_price_range_gets_a_finite_error(
+    client: TestClient, actual_price: float
+) -> None:
+    rid = client.post("/v1/valuations", json=SANTANA).json()["request_id"]
+    response = client.post(
+        "/v1/feedback", json={"request_id": rid, "actual_price": actual_price, "kind": "listed"}
+    )
+    assert response.status_code == 201, response.text
+    assert math.isfinite(FeedbackOut.model_validate(response.json()).error_pct)
 
 
 def test_feedback_of_the_wrong_kind_is_422(client: TestClient) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from uvicorn.config import Config
 
-from imovsp.api.supervisor import Balanced
+from imovsp.api.supervisor import Balanced, bind
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -75,3 +77,41 @@ def test_a_worker_killed_while_it_is_health_checked_is_found_dead_at_once(
     assert answers == [False]
     # Far below the check's 30 s timeout, which is what a supervisor blind to the death waits.
     assert waited < 15, f"the supervisor took {waited:.1f} s to see that the worker died"
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_bound_sockets_accept_connections_that_send_without_nagle_delay(shared: bool) -> None:
+    """asyncio sets TCP_NODELAY on accepted connections only for a listening socket whose
+    ``proto`` is IPPROTO_TCP; without it each answer on a keep-alive connection waited ~40 ms
+    for the client's delayed ACK (the whole server is in test_api_connections)."""
+    with bind("127.0.0.1", 0, shared=shared) as listener:
+        assert listener.proto == socket.IPPROTO_TCP
+        listener.listen()
+        with socket.create_connection(listener.getsockname()):
+            accepted, _ = listener.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_connections_accepted_by_asyncio_from_a_bound_socket_have_tcp_nodelay() -> None:
+    asyncio.run(accept_one_with_asyncio())
+
+
+async def accept_one_with_asyncio() -> None:
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(on_connection, sock=bind("127.0.0.1", 0))
+    async with server:
+        host, port = server.sockets[0].getsockname()[:2]
+        _, writer = await asyncio.open_connection(host, port)
+        await asyncio.wait_for(done.wait(), 10)
+        writer.close()
+    assert len(seen) == 1
+    assert seen[0] != 0

@@ -601,7 +601,12 @@ NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
 @click.option("--toilets", type=click.IntRange(0, 30))
 @click.option("--suites", type=click.IntRange(0, 30))
 @click.option("--parking", type=click.IntRange(0, 30))
-@click.option("--condo-fee", type=click.FloatRange(min=0), help="Monthly condo fee, BRL.")
+@click.option(
+    "--condo-fee",
+    type=float,
+    callback=lambda _ctx, _param, fee: _condo_fee(fee),
+    help="Monthly condo fee, BRL (0: unknown).",
+)
 @click.option("--elevator/--no-elevator", default=None)
 @click.option("--furnished/--no-furnished", default=None)
 @click.option("--swimming-pool/--no-swimming-pool", default=None)
@@ -663,6 +668,12 @@ def predict(
     extra = sorted(set(fields) - known)
     if extra:
         fail(f"unknown field(s): {', '.join(extra)}; known: {', '.join(sorted(known))}")
+    fee = fields.get("condo_fee")
+    if isinstance(fee, int | float) and not isinstance(fee, bool):  # from --file: as the option
+        try:
+            _condo_fee(float(fee))
+        except click.BadParameter as exc:
+            fail(f"condo_fee: {exc.message}")
     settings = _settings(ctx)
     with user_errors():
         valuer = load_valuer(settings, model, train_if_missing=False)
@@ -719,6 +730,16 @@ def as_of_line(at: as_of_module.AsOf, original: Valuation) -> str:
         f"in the money of {at.month}: the model's {at.data_month} figures × {at.factor:.4f} "
         f"({price_index.CREDIT}, {n}, all flats); in {at.data_month} money "
         f"R$ {_round(original.price, n):,.0f}"
+    )
+
+
+def _condo_fee(fee: float | None) -> float | None:
+    """A fee as the API takes it: 0 (unknown) or a monthly fee from R$ 1 to R$ 100,000."""
+    if fee is None or fee == 0 or data.CONDO_FEE_MIN <= fee <= data.CONDO_FEE_MAX:
+        return fee
+    raise click.BadParameter(
+        f"{fee:g} is not 0 (unknown) or a monthly fee from {data.CONDO_FEE_MIN:,.0f} to "
+        f"{data.CONDO_FEE_MAX:,.0f}"
     )
 
 

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from imovsp.price_index import PriceIndex
 
 PRICE = "Price"
+# What can be a price (BRL): a month's rent from R$ 100 (the cheapest listed is R$ 480), a sale up
+# to R$ 1 billion (the dearest listed, R$ 10 million). A condo fee from R$ 1 a month (listings
+# give 1), 0 meaning unknown.
+PRICE_MIN, PRICE_MAX = 100.0, 1e9
+CONDO_FEE_MIN, CONDO_FEE_MAX = 1.0, 100_000.0
 NEGOTIATION = "Negotiation Type"
 DISTRICT = "District"
 LATITUDE = "Latitude"
@@ -205,7 +210,10 @@ def validate(
         out[col] = values.astype(float)
 
     if require_price:
-        reject(out[PRICE] <= 0, "Price must be > 0")
+        reject(
+            ~out[PRICE].between(PRICE_MIN, PRICE_MAX),
+            f"Price must be from {PRICE_MIN:,.0f} to {PRICE_MAX:,.0f}",
+        )
     reject(out["Size"] <= 0, "Size must be > 0")
     reject(out["Condo"] < 0, "Condo must be ≥ 0")
     for col in COUNT_COLUMNS:

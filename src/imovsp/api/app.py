@@ -178,6 +178,10 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
         max_body_bytes=settings.max_body_bytes,
         hot={("POST", "/v1/valuations"): routes.valuations_asgi},
         limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
+        too_large={
+            "/v1/valuations/batch": f"send at most {settings.batch_max_items:,} items a "
+            "batch, in several requests if need be"
+        },
     )
     _with_request_schemas(app, settings)
     return app

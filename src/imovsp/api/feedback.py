@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from imovsp.api.errors import error_response
 from imovsp.api.routes import JSONBytes
-from imovsp.api.schemas import ErrorOut, Strict
+from imovsp.api.schemas import ErrorOut, Price, Strict
 from imovsp.monitoring import feedback
 from imovsp.monitoring.recorder import Recorder
 
@@ -41,8 +41,9 @@ class FeedbackIn(Strict):
     index: int | None = Field(
         None, ge=0, description="For a batch request: the item's position in the batch."
     )
-    actual_price: float = Field(
-        gt=0, le=1e10, description="The real price in BRL (a monthly rent for rentals)."
+    actual_price: Price = Field(
+        description="The real price in BRL (a monthly rent for rentals), from R$ 100 to "
+        "R$ 1,000,000,000."
     )
     kind: Literal["sold", "rented", "listed"] = Field(
         description="`sold` (a sale price), `rented` (a monthly rent) or `listed` (an asking "

@@ -9,8 +9,18 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
+
+from imovsp.data import CONDO_FEE_MAX, CONDO_FEE_MIN, PRICE_MAX, PRICE_MIN
 
 TYPICAL = (
     "Not given (absent or null): priced as unknown, by a model trained on listings with fields "
@@ -36,6 +46,36 @@ def _integral(value: Any) -> Any:
 
 
 Count = Annotated[int, BeforeValidator(_integral)]
+
+
+def _price(value: float) -> float:
+    # A price below a rent's or above an apartment's is a mistake, and one near zero or
+    # infinity made the feedback's error_pct overflow to null (5e-324 was accepted).
+    if not PRICE_MIN <= value <= PRICE_MAX:
+        raise PydanticCustomError(
+            "price_range", f"must be a price from R$ {PRICE_MIN:,.0f} to R$ {PRICE_MAX:,.0f}"
+        )
+    return value
+
+
+def _condo_fee(value: float) -> float:
+    # Within the field's bounds (0 to 100,000), which the web page states; a positive fee
+    # below R$ 1 is no fee.
+    if 0 < value < CONDO_FEE_MIN:
+        raise PydanticCustomError(
+            "condo_fee_range",
+            f"must be 0 (unknown) or a monthly fee from R$ {CONDO_FEE_MIN:,.0f} to "
+            f"R$ {CONDO_FEE_MAX:,.0f}",
+        )
+    return value
+
+
+# Checked after parsing, so that the message says the whole range; documented as a range.
+Price = Annotated[
+    float,
+    AfterValidator(_price),
+    WithJsonSchema({"type": "number", "minimum": PRICE_MIN, "maximum": PRICE_MAX}),
+]
 Negotiation = Annotated[
     Literal["sale", "rent"],
     BeforeValidator(_lower),
@@ -99,8 +139,11 @@ class PropertyIn(Strict):
     condo_fee: float | None = Field(
         None,
         ge=0,
-        le=100_000,
-        description=f"Monthly condominium fee in BRL; 0 means not given. {TYPICAL}",
+        le=CONDO_FEE_MAX,
+        description=(
+            "Monthly condominium fee in BRL, from R$ 1; 0 is read as the listings write it "
+            f"(unknown or none). {TYPICAL}"
+        ),
     )
     elevator: bool | None = Field(None, description=f"The building has an elevator. {TYPICAL}")
     furnished: bool | None = Field(None, description=f"Let or sold furnished. {TYPICAL}")
@@ -121,6 +164,11 @@ class PropertyIn(Strict):
         le=180,
         description="WGS84 longitude; give both coordinates or neither.",
     )
+
+    @field_validator("condo_fee")
+    @classmethod
+    def _condo_fee_is_a_fee(cls, value: float | None) -> float | None:
+        return value if value is None else _condo_fee(value)
 
 
 DEFAULT_LEVEL = 0.8

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import orjson
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -129,6 +130,7 @@ def configure_logging(*, access_log: bool) -> None:
 
 
 def _json_error(status: int, detail: str, request_id: str) -> tuple[Message, Message]:
+    """A JSON error answer (its ``x-request-id`` header is added on the way out)."""
     body = orjson.dumps({"detail": detail, "request_id": request_id})
     start: Message = {
         "type": "http.response.start",
@@ -136,13 +138,18 @@ def _json_error(status: int, detail: str, request_id: str) -> tuple[Message, Mes
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (REQUEST_ID_HEADER.encode(), request_id.encode()),
         ],
     }
     return start, {"type": "http.response.body", "body": body}
 
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# A request answered before its body was read (413, 415, 429...) is answered at once, then the
+# rest of its body is read and dropped, up to these bounds, before the connection closes: a
+# lingering close, as nginx does. Closed with the body unread, the connection is reset, and a
+# client that writes its whole body before reading (urllib, requests) sees only the reset.
+LINGER_BYTES = 64 * 2**20
+LINGER_SECONDS = 10.0
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 _valuation_children: dict[str, Any] = {}
 
@@ -185,9 +192,11 @@ class Observe:
         max_body_bytes: int,
         hot: Mapping[tuple[str, str], ASGIApp] | None = None,
         limiter: RateLimiter | None = None,
+        too_large: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.too_large = dict(too_large or {})  # path → what to do instead, after a 413
         self.hot = dict(hot or {})
         self.limiter = limiter
 
@@ -198,60 +207,39 @@ class Observe:
         started = time.perf_counter()
         request_id = ""
         length: int | None = None
+        chunked = awaits_continue = False
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _CLIENT_ID.match(value):
                 request_id = value.decode()
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else None
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"expect":
+                awaits_continue = value.lower() == b"100-continue"
         request_id = request_id or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         limit = self.max_body_bytes
+        unread = chunked or bool(length)  # body bytes still on their way
+        counted = False  # in the metrics and the access log
+        asked = False  # the app asked for the body (a client awaiting 100 Continue got it)
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await send(message)
+        async def linger() -> None:
+            """Read and drop the rest of the body (see ``LINGER_BYTES``)."""
+            nonlocal unread
+            if (awaits_continue and not asked) or (length or 0) > LINGER_BYTES:
+                return  # nothing is coming, or too much to wait for: closed unread
+            dropped = 0
+            with anyio.move_on_after(LINGER_SECONDS):
+                while unread and dropped <= LINGER_BYTES:
+                    message = await receive()
+                    dropped += len(message.get("body", b""))
+                    unread = message["type"] == "http.request" and message.get("more_body", False)
 
-        received = 0
-
-        async def receive_limited() -> Message:
-            # An HTTPException passes through FastAPI's body reading untouched, to the
-            # exception handlers, which answer it as JSON.
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise HTTPException(413, f"request body is over the limit of {limit:,} bytes")
-            return message
-
-        try:
-            if length is not None and length > limit:
-                status = 413
-                detail = f"request body is {length:,} bytes; the limit is {limit:,} bytes"
-                for message in _json_error(413, detail, request_id):
-                    await send(message)
-                return
-            if self.limiter is not None and (wait := self.limiter.retry_after(scope)):
-                status = 429
-                scope["route_template"] = RATE_LIMITED
-                start, body = _json_error(429, self.limiter.detail(scope, wait), request_id)
-                start["headers"].append((b"retry-after", str(wait).encode()))
-                await send(start)
-                await send(body)
-                return
-            hot = self.hot.get((scope["method"], scope["path"]))
-            if hot is not None:
-                scope["route_template"] = scope["path"]
-                await hot(scope, receive_limited, send_with_id)
-            else:
-                await self.app(scope, receive_limited, send_with_id)
-        finally:
+        def record() -> None:
+            nonlocal counted
+            counted = True
             template = str(
                 scope.get("route_template") or getattr(scope.get("route"), "path", UNMATCHED)
             )
@@ -272,6 +260,69 @@ class Observe:
                         "client": client[0] if client else None,
                     }
                 )
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                if unread:  # answered before the body was read: closed after it (linger)
+                    headers.append((b"connection", b"close"))
+                message["headers"] = headers
+            elif not message.get("more_body", False):
+                # Counted before the answer's last bytes leave: a client that has its answer
+                # and then reads /metrics finds its request there.
+                if not counted:
+                    record()
+                if unread:
+                    # The whole answer goes out now, for a client that reads early; the
+                    # response ends, and the connection closes, once the body is read.
+                    await send({**message, "more_body": True})
+                    await linger()
+                    message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        received = 0
+
+        async def receive_limited() -> Message:
+            # An HTTPException passes through FastAPI's body reading untouched, to the
+            # exception handlers, which answer it as JSON.
+            nonlocal received, unread, asked
+            asked = True
+            message = await receive()
+            unread = message["type"] == "http.request" and message.get("more_body", False)
+            received += len(message.get("body", b""))
+            if received > limit:
+                detail = f"request body is over the limit of {limit:,} bytes"
+                if advice := self.too_large.get(scope["path"]):
+                    detail += f": {advice}"
+                raise HTTPException(413, detail)
+            return message
+
+        try:
+            if length is not None and length > limit:
+                detail = f"request body is {length:,} bytes; the limit is {limit:,} bytes"
+                if advice := self.too_large.get(scope["path"]):
+                    detail += f": {advice}"
+                for message in _json_error(413, detail, request_id):
+                    await send_with_id(message)
+                return
+            if self.limiter is not None and (wait := self.limiter.retry_after(scope)):
+                scope["route_template"] = RATE_LIMITED
+                start, body = _json_error(429, self.limiter.detail(scope, wait), request_id)
+                start["headers"].append((b"retry-after", str(wait).encode()))
+                await send_with_id(start)
+                await send_with_id(body)
+                return
+            hot = self.hot.get((scope["method"], scope["path"]))
+            if hot is not None:
+                scope["route_template"] = scope["path"]
+                await hot(scope, receive_limited, send_with_id)
+            else:
+                await self.app(scope, receive_limited, send_with_id)
+        finally:
+            if not counted:
+                record()
 
 
 def record_valuations(counts: dict[str, int]) -> None:

@@ -735,6 +735,8 @@ def as_of_line(at: as_of_module.AsOf, original: Valuation) -> str:
 
 def _condo_fee(fee: float | None) -> float | None:
     """A fee as the API takes it: 0 (unknown) or a monthly fee from R$ 1 to R$ 100,000."""
+    from imovsp import data
+
     if fee is None or fee == 0 or data.CONDO_FEE_MIN <= fee <= data.CONDO_FEE_MAX:
         return fee
     raise click.BadParameter(

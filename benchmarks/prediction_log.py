@@ -154,7 +154,7 @@ def main() -> None:
 
         # 3. the writer's rows per second.
         rows = [
-            prediction_log.row((time.time(), "api", f"w{i}", None, items[0], one, 0.001))
+            prediction_log.row((time.time(), "api", f"w{i}", None, items[0], one, 0.001, None, 1.0))
             for i in range(50_000)
         ]
         results["sqlite_rows_per_s"] = round(

@@ -74,10 +74,10 @@ def serve_traffic(
     url: str,
     models_dir: Path,
     requests: list[dict[str, Any]],
-    actual: Callable[[int, float], float],
+    actual: Callable[[int, dict[str, Any]], float],
 ) -> None:
     """Value ``requests`` through the API, then send feedback for the first ``FEEDBACK`` of
-    each type: real price ``actual(i, valued price)`` (kind ``listed``)."""
+    each type: real price ``actual(i, the valuation answered)`` (kind ``listed``)."""
     with TestClient(create_app(settings_for(models_dir, url))) as client:
         response = client.post("/v1/valuations/batch", json={"items": requests})
         assert response.status_code == 200, response.text
@@ -88,7 +88,7 @@ def serve_traffic(
             if sent[item["negotiation"]] >= FEEDBACK:
                 continue
             sent[item["negotiation"]] += 1
-            price = actual(i, body["items"][i]["valuation"]["price"])
+            price = actual(i, body["items"][i]["valuation"])
             answer = {"request_id": body["request_id"], "index": i, "kind": "listed"}
             reply = client.post("/v1/feedback", json={**answer, "actual_price": price})
             assert reply.status_code == 201, reply.text
@@ -106,14 +106,15 @@ def empty_database(url: str) -> str:
 def calm_log(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, models_dir: Path
 ) -> str:
-    """A log of traffic like the training data, with feedback at the listings' prices."""
+    """A log of traffic like the training data, with feedback at the listings' prices (in the
+    model's month, so brought to the answers' month as a client would report them)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('calm') / 'log.db'}"
     else:
         url = empty_database(postgres_url())
     frame = fresh_listings(seed=101)
     prices = frame[data.PRICE].tolist()
-    serve_traffic(url, models_dir, items(frame), lambda i, _: prices[i])
+    serve_traffic(url, models_dir, items(frame), lambda i, v: prices[i] * v["index_factor"])
     return url
 
 
@@ -122,7 +123,7 @@ def drifted_log(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, valu
     """A log of drifted traffic, with real prices twice what the model said."""
     url = f"sqlite:///{tmp_path_factory.mktemp('drifted') / 'log.db'}"
     requests = drifted(fresh_listings(seed=202), valuer)
-    serve_traffic(url, models_dir, requests, lambda _, valued: 2 * valued)
+    serve_traffic(url, models_dir, requests, lambda _, v: 2 * v["price"])
     return url
 
 
@@ -165,6 +166,32 @@ def test_traffic_like_the_training_data_passes(monitor: Any, calm_log: str, valu
         assert error["card"]["mape"] == card
         assert 0.5 * card < error["mape"] < 1.5 * card, error
         assert error["coverage"] > error["nominal_coverage"] - 10
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_live_error_is_in_the_money_the_answers_were_shown_in(
+    monitor: Any, models_dir: Path, tmp_path: Path, backend: str
+) -> None:
+    """Feedback at exactly the prices shown (today's money, not the model's month): no error."""
+    url = f"sqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else postgres_url()
+    if backend == "postgresql":
+        empty_database(url)
+    requests = items(fresh_listings(seed=303))[:60]
+    assert {r["negotiation"] for r in requests} == set(data.NEGOTIATIONS)
+    serve_traffic(url, models_dir, requests, lambda _, v: v["price"])
+    result = monitor(url, "--json")
+    assert result.exit_code in (0, 1), result.output
+    summary = summary_of(result)
+    for n in data.NEGOTIATIONS:
+        error = summary["error"][n]
+        assert error["feedback"] == sum(r["negotiation"] == n for r in requests)
+        # Only the answers' rounding (to R$ 1,000 or R$ 10) is left.
+        assert error["mape"] < 0.5, error
+        assert error["median_ape"] < 0.5, error
+        assert error["coverage"] == 100.0, error
+    text = monitor(url).stdout
+    assert f"{data.NEGOTIATIONS[0]} live error (" in text
+    assert "feedback, in the money shown): MAPE" in text
 
 
 def test_a_drifted_input_mix_and_worse_live_error_are_flagged(
@@ -219,7 +246,9 @@ def test_other_models_valuations_are_left_out(monitor: Any, valuer: Valuer, tmp_
     store = Store(url)
     store.upgrade()
     valued = valuer.value(valuer.prepare(ITEM))
-    rows = [row((time.time(), "api", f"r{i}", None, ITEM, valued, 0.002)) for i in range(8)]
+    rows = [
+        row((time.time(), "api", f"r{i}", None, ITEM, valued, 0.002, None, 1.0)) for i in range(8)
+    ]
     for r in rows[:5]:
         r["model_version"] = "20200101T000000Z-00000000"
     store.insert_valuations(rows)

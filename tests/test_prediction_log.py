@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -33,7 +35,7 @@ from imovsp.cli import cli
 from imovsp.features import Property
 from imovsp.monitoring import feedback as prediction_log_feedback
 from imovsp.monitoring import recorder as prediction_log
-from imovsp.monitoring.store import Store, feedback, head, metadata, valuations
+from imovsp.monitoring.store import MIGRATIONS, Store, feedback, head, metadata, valuations
 from imovsp.settings import Settings, get_settings
 from imovsp.valuer import Valuer
 from test_api import SANTANA, assert_error
@@ -129,6 +131,15 @@ def test_every_valuation_served_is_recorded_with_its_inputs_and_answer(
     in_batch = batch.json()["items"][0]["valuation"]
     assert found[1]["price"] == pytest.approx(in_batch["price_at_data_month"], 1e-2)
     assert round(found[3]["price"], 2) == legacy.json()["Previsao do valor R$ "]
+    # ...and the month and factor each answer was shown with; the old endpoint answers in the
+    # model's month.
+    assert one["as_of"] == answer["as_of"]
+    assert round(one["index_factor"], 6) == answer["index_factor"] != 1.0
+    assert (found[1]["as_of"], round(found[1]["index_factor"], 6)) == (
+        in_batch["as_of"],
+        in_batch["index_factor"],
+    )
+    assert (found[3]["as_of"], found[3]["index_factor"]) == (None, 1.0)
 
 
 def test_writes_go_in_batches_of_the_configured_size(
@@ -274,10 +285,14 @@ def test_feedback_right_after_a_valuation_is_stored(database: str, models_dir: P
         body = FeedbackOut.model_validate(response.json())
         assert body.request_id == answer["request_id"]
         assert body.model_version == answer["model_version"]
-        assert round(body.price, -3) == answer["price_at_data_month"]  # the log's month
+        # Compared with the price the client was shown (in as_of's money), not the log's.
+        assert round(body.price, -3) == answer["price"]
+        assert (body.as_of, round(body.index_factor, 6)) == (
+            answer["as_of"],
+            answer["index_factor"],
+        )
         assert body.error_pct == pytest.approx(100 * (body.price / 800_000 - 1), abs=0.01)
-        low, high = (answer[k] / answer["index_factor"] for k in ("price_low", "price_high"))
-        assert body.inside_range == (low <= 800_000 <= high)
+        assert body.inside_range == (answer["price_low"] <= 800_000 <= answer["price_high"])
         batch = client.post("/v1/valuations/batch", json={"items": [SANTANA, RENT]}).json()
         second = client.post(
             "/v1/feedback",
@@ -299,6 +314,85 @@ def test_feedback_right_after_a_valuation_is_stored(database: str, models_dir: P
     logged = {r["id"]: r for r in rows(database)}
     assert logged[stored[0]["valuation_id"]]["request_id"] == answer["request_id"]
     assert logged[stored[1]["valuation_id"]]["item_index"] == 1
+
+
+def test_feedback_at_the_price_shown_is_no_error(database: str, models_dir: Path) -> None:
+    """The client reports a real price in the money of the answer it saw (as_of): feedback at
+    exactly the shown price is 0% off and inside the shown range, whatever the index factor."""
+    with TestClient(create_app(settings_for(models_dir, database))) as client:
+        sale = client.post("/v1/valuations", json=SANTANA, params={"as_of": "2024-06"}).json()
+        batch = client.post("/v1/valuations/batch", json={"items": [SANTANA, RENT]}).json()
+        rent = batch["items"][1]["valuation"]
+        old = client.post("/", json=OLD_BODY, headers={"x-request-id": "old-feedback"})
+        assert old.status_code == 200
+        assert client.app.state.recorder.flush(10)  # type: ignore[attr-defined]
+        logged = {(r["request_id"], r["item_index"]): r for r in rows(database)}
+        asked = [
+            (sale, {"request_id": sale["request_id"], "kind": "sold"}),
+            (rent, {"request_id": batch["request_id"], "index": 1, "kind": "rented"}),
+        ]
+        for answer, ask in asked:
+            assert answer["index_factor"] > 1.1  # shown well above the model's month
+            entry = logged[(ask["request_id"], ask.get("index"))]
+            shown = entry["price"] * entry["index_factor"]  # the answer, before its rounding
+            reply = client.post("/v1/feedback", json={**ask, "actual_price": shown})
+            assert reply.status_code == 201, reply.text
+            body = reply.json()
+            assert body["error_pct"] == 0.0, body
+            assert body["inside_range"] is True
+            assert body["price"] == pytest.approx(shown)
+            assert (body["as_of"], round(body["index_factor"], 6)) == (
+                answer["as_of"],
+                answer["index_factor"],
+            )
+            # At the rounded price the answer showed: off by the rounding only.
+            rounded = client.post("/v1/feedback", json={**ask, "actual_price": answer["price"]})
+            assert abs(rounded.json()["error_pct"]) < 0.5, rounded.json()
+            assert rounded.json()["inside_range"] is True
+        # The old endpoint answered in the model's month: factor 1, compared as it was.
+        said = old.json()["Previsao do valor R$ "]
+        reply = client.post(
+            "/v1/feedback",
+            json={"request_id": "old-feedback", "actual_price": said, "kind": "sold"},
+        ).json()
+        assert (reply["as_of"], reply["index_factor"]) == (None, 1.0)
+        assert reply["error_pct"] == 0.0
+        assert reply["price"] == pytest.approx(said, abs=0.01)
+
+
+def test_migration_0003_keeps_older_rows_at_factor_1(
+    database: str, models_dir: Path, valuer: Valuer
+) -> None:
+    """A log at 0002 with rows in it is upgraded: they were shown in the model's month."""
+    engine = sa.create_engine(database)
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+    with engine.begin() as conn:
+        old = sa.Table("valuations", sa.MetaData(), autoload_with=conn)
+        assert "index_factor" not in old.c
+        valued = valuer.value(valuer.prepare(SANTANA))
+        before = prediction_log.row(
+            (time.time(), "api", "before", None, SANTANA, valued, 0.002, None, 1.0)
+        )
+        conn.execute(old.insert(), [{k: v for k, v in before.items() if k in old.c}])
+    engine.dispose()
+    store = Store(database)
+    store.upgrade()
+    assert store.revision() == head() == "0003"
+    (found,) = store.find_valuations("before")
+    assert (found.as_of, found.index_factor) == (None, 1.0)
+    assert found.price == pytest.approx(valued.price)
+    store.dispose()
+    with TestClient(create_app(settings_for(models_dir, database))) as client:
+        reply = client.post(
+            "/v1/feedback",
+            json={"request_id": "before", "actual_price": valued.price, "kind": "sold"},
+        )
+        assert reply.status_code == 201, reply.text
+        assert (reply.json()["error_pct"], reply.json()["inside_range"]) == (0.0, True)
 
 
 @pytest.fixture(scope="module")
@@ -503,7 +597,7 @@ def test_prune_deletes_old_valuations_and_keeps_those_with_feedback(
     ages = [100 * day] * 6 + [10 * day] * 3  # six past 90 days, three recent
     store.insert_valuations(
         [
-            prediction_log.row((now - age, "api", f"r{i}", None, SANTANA, valued, 0.002))
+            prediction_log.row((now - age, "api", f"r{i}", None, SANTANA, valued, 0.002, None, 1.0))
             for i, age in enumerate(ages)
         ]
     )

@@ -63,9 +63,21 @@ class FeedbackOut(BaseModel):
     actual_price: float
     negotiation: str
     model_version: str = Field(description="The model that made the valuation.")
-    price: float = Field(description="The valuation's price (unrounded).")
+    price: float = Field(
+        description="The valuation's price as the client was shown it (unrounded): in the "
+        "money of `as_of`, which `actual_price` is taken to be in too."
+    )
+    as_of: str | None = Field(
+        description="The month whose money the valuation was shown in (null: the model's own "
+        "month, as the old `POST /` answers and valuations logged before months were)."
+    )
+    index_factor: float = Field(
+        description="The price index factor the valuation was shown with (1: the model's month)."
+    )
     error_pct: float = Field(description="price / actual_price - 1, in percent.")
-    inside_range: bool | None = Field(description="actual_price within the valuation's range.")
+    inside_range: bool | None = Field(
+        description="actual_price within the valuation's range as shown (in `as_of`'s money)."
+    )
     created_at: str
 
 

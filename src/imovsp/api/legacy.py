@@ -170,6 +170,7 @@ async def seed_valuation(request: Request) -> Response:
     except ValueError as exc:
         raise PropertyError.from_value_error(exc) from None
     telemetry.record_valuations({valuation.property.negotiation: 1})
+    # Answered in the model's own month: logged with factor 1 (and no as_of month).
     request.app.state.recorder.record(
         "legacy", request_id(request), item, valuation, time.perf_counter() - started
     )

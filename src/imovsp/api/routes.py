@@ -106,7 +106,15 @@ async def create_valuation(request: Request) -> Response:
         raise PropertyError.from_value_error(exc) from None
     telemetry.record_valuations({valuation.property.negotiation: 1})
     rid = request_id(request)
-    request.app.state.recorder.record("api", rid, item, valuation, time.perf_counter() - started)
+    request.app.state.recorder.record(
+        "api",
+        rid,
+        item,
+        valuation,
+        time.perf_counter() - started,
+        as_of=at.month,
+        index_factor=at.factor,
+    )
     return JSONBytes(dating.valuation_body(valuation, at, request_id=rid, notes=notes))
 
 
@@ -149,13 +157,23 @@ def _value_batch(
         if isinstance(valuation, ValueError):
             results.append({"index": index, "valuation": None, "error": str(valuation)})
             continue
-        recorder.record("batch", rid, item, valuation, seconds, index)
         counts[valuation.property.negotiation] += 1
         at = None if months is None else months[valuation.property.negotiation]
         if not isinstance(at, AsOf):
             rendered = valuation_dict(valuation, request_id=rid, notes=notes)
+            recorder.record("batch", rid, item, valuation, seconds, index)
         else:
             rendered = dating.valuation_body(valuation, at, request_id=rid, notes=notes)
+            recorder.record(
+                "batch",
+                rid,
+                item,
+                valuation,
+                seconds,
+                index,
+                as_of=at.month,
+                index_factor=at.factor,
+            )
         results.append({"index": index, "valuation": rendered, "error": None})
     telemetry.record_valuations(counts)
     return {

@@ -42,6 +42,11 @@ def may_be_in_memory(request_id: str, *, held_for: float, now: float) -> bool:
     return made is None or now - made < held_for
 
 
+def shown(amount: float | None, factor: float) -> float | None:
+    """A logged amount (the model's month) as the client saw it."""
+    return None if amount is None else amount * factor
+
+
 def _missing(rows: list[Any], index: int | None) -> bool:
     return not rows or (index is not None and all(r.item_index != index for r in rows))
 
@@ -123,7 +128,11 @@ def add(
         )
     except SQLAlchemyError:
         raise FeedbackError(503, UNAVAILABLE) from None
-    low, high = valuation.price_low, valuation.price_high
+    # The client's price is in the money of the answer it saw: compare it with that answer
+    # (the log keeps the model's month; index_factor moves it to the month shown).
+    factor = valuation.index_factor
+    price = valuation.price * factor
+    low, high = shown(valuation.price_low, factor), shown(valuation.price_high, factor)
     return {
         "id": feedback_id,
         "request_id": request_id,
@@ -132,8 +141,10 @@ def add(
         "actual_price": actual_price,
         "negotiation": valuation.negotiation,
         "model_version": valuation.model_version,
-        "price": valuation.price,
-        "error_pct": round(100 * (valuation.price / actual_price - 1), 2),
+        "price": price,
+        "as_of": valuation.as_of,
+        "index_factor": factor,
+        "error_pct": round(100 * (price / actual_price - 1), 2),
         "inside_range": None if low is None or high is None else bool(low <= actual_price <= high),
         "created_at": at.isoformat(timespec="seconds") + "Z",
     }

@@ -4,7 +4,9 @@ For each negotiation type, the valuations a model served since a time are compar
 model's training reference (see :mod:`imovsp.drift`): a PSI per numeric field, for the district
 mix (price tiers), for the share of estimated locations and for the predicted prices. Where
 feedback arrived, the live error (MAPE, median APE, range coverage) is set against what the
-model card promised. A threshold crossed is an alert; the command exits 1 on any alert.
+model card promised; it is computed in the money each answer was shown in (the logged price,
+which is in the model's month, times the ``index_factor`` it was shown with). A threshold
+crossed is an alert; the command exits 1 on any alert.
 """
 
 from __future__ import annotations
@@ -144,12 +146,19 @@ def _district_changes(
 def live_error(
     rows: Sequence[Mapping[str, Any]], card: Mapping[str, Any], negotiation: str, limits: Thresholds
 ) -> dict[str, Any]:
-    """MAPE, median APE and range coverage of valuations with feedback, against the card."""
-    cols = _columns(rows, ["price", "actual_price", "price_low", "price_high", "level"])
-    actual, price = cols["actual_price"], cols["price"]
+    """MAPE, median APE and range coverage of valuations with feedback, against the card.
+
+    In the money each answer was shown in: the logged prices (the model's month) times their
+    ``index_factor``, since a client's real price is in the money of the answer it saw."""
+    cols = _columns(
+        rows, ["price", "actual_price", "price_low", "price_high", "level", "index_factor"]
+    )
+    factor = np.where(np.isfinite(cols["index_factor"]), cols["index_factor"], 1.0)
+    actual, price = cols["actual_price"], cols["price"] * factor
+    low, high = cols["price_low"] * factor, cols["price_high"] * factor
     ape = np.abs(price - actual) / actual
-    ranged = np.isfinite(cols["price_low"]) & np.isfinite(cols["price_high"])
-    inside = (actual >= cols["price_low"]) & (actual <= cols["price_high"])
+    ranged = np.isfinite(low) & np.isfinite(high)
+    inside = (actual >= low) & (actual <= high)
     coverage = 100 * float(np.mean(inside[ranged])) if ranged.any() else float("nan")
     nominal = 100 * float(np.mean(cols["level"][ranged])) if ranged.any() else float("nan")
     test = card.get("metrics", {}).get("test", {}).get("imovsp", {}).get(negotiation, {})
@@ -271,7 +280,8 @@ def text(summary: Mapping[str, Any]) -> str:
     for n, e in summary["error"].items():
         card = e["card"]
         lines.append(
-            f"{n} live error ({e['feedback']} feedback): MAPE {e['mape']}% (card {card['mape']}%),"
+            f"{n} live error ({e['feedback']} feedback, in the money shown): MAPE {e['mape']}%"
+            f" (card {card['mape']}%),"
             f" median APE {e['median_ape']}% (card {card['median_ape']}%), coverage "
             f"{e['coverage']}% of nominal {e['nominal_coverage']}%"
         )

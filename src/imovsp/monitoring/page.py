@@ -171,7 +171,12 @@ def render(summary: Mapping[str, Any]) -> str:
         )
         sections.append((f"{n}: inputs and predictions against the training data", body))
     if summary["error"]:
-        body = table(_error_rows(summary["error"])) + error_chart(summary["error"])
+        body = (
+            "<p>In the money each answer was shown in (its <code>as_of</code> month): the "
+            "logged price times the index factor it was shown with.</p>"
+            + table(_error_rows(summary["error"]))
+            + error_chart(summary["error"])
+        )
         sections.append(("Live error, from feedback, against the model card", body))
     else:
         sections.append(("Live error", "<p class=note>no feedback in this period</p>"))

@@ -54,8 +54,10 @@ _overflow = DROPPED.labels("overflow")
 _database = DROPPED.labels("database")
 
 # One recorded valuation, as the request path hands it over: (unix time, source, request id,
-# batch index or None, the fields as given, the Valuation, seconds it took).
-Record = tuple[float, str, str, int | None, Any, Valuation, float]
+# batch index or None, the fields as given, the Valuation (in the model's month), seconds it
+# took, the month the answer was shown in or None, the factor from the Valuation's prices to
+# the shown ones).
+Record = tuple[float, str, str, int | None, Any, Valuation, float, str | None, float]
 
 
 class Marker(threading.Event):
@@ -82,7 +84,7 @@ def given_fields(given: Any) -> dict[str, Any]:
 
 def row(record: Record) -> dict[str, Any]:
     """A recorded valuation as a row of the ``valuations`` table."""
-    at, source, request_id, index, given, v, seconds = record
+    at, source, request_id, index, given, v, seconds, as_of, index_factor = record
     p = v.property
     return {
         "created_at": datetime.fromtimestamp(at, UTC).replace(tzinfo=None),
@@ -99,6 +101,8 @@ def row(record: Record) -> dict[str, Any]:
         "price_high": v.price_high,
         "level": v.level,
         "latency_ms": round(seconds * 1000, 3),
+        "as_of": as_of,
+        "index_factor": float(index_factor),
     }
 
 
@@ -133,15 +137,33 @@ class Recorder:
         valuation: Valuation,
         seconds: float,
         index: int | None = None,
+        *,
+        as_of: str | None = None,
+        index_factor: float = 1.0,
     ) -> None:
         """Log one valuation served: ``source`` is api, batch, web or legacy; ``given`` the
-        fields as the client sent them (a pydantic model or a mapping); ``seconds`` the time
-        the server took; ``index`` its position in a batch. Never blocks, never raises."""
+        fields as the client sent them (a pydantic model or a mapping); ``valuation`` in the
+        model's month; ``seconds`` the time the server took; ``index`` its position in a batch;
+        ``as_of`` the month the answer was shown in and ``index_factor`` the multiplier from
+        ``valuation``'s prices to the shown ones (1 and ``None``: shown in the model's month).
+        Never blocks, never raises."""
         buffer = self.buffer
         if len(buffer) + self.pending_rows >= self.capacity:
             _overflow.inc()
             return
-        buffer.append((time.time(), source, request_id, index, given, valuation, seconds))
+        buffer.append(
+            (
+                time.time(),
+                source,
+                request_id,
+                index,
+                given,
+                valuation,
+                seconds,
+                as_of,
+                index_factor,
+            )
+        )
         if len(buffer) == self.batch_size:
             self._wake.set()
 

@@ -66,6 +66,21 @@ valuations = sa.Table(
     sa.Column("price_high", sa.Float(), nullable=True),
     sa.Column("level", sa.Float(), nullable=True),
     sa.Column("latency_ms", sa.Float(), nullable=False),
+    # The money the answer was shown in: the prices above are in the model's month (drift is
+    # measured there); the client saw them times index_factor (feedback is compared with that).
+    sa.Column(
+        "as_of",
+        sa.String(7),
+        nullable=True,
+        comment="the month (YYYY-MM) whose money the answer was shown in",
+    ),
+    sa.Column(
+        "index_factor",
+        sa.Float(),
+        nullable=False,
+        server_default="1.0",
+        comment="the shown price over the logged one (1: the model's month)",
+    ),
 )
 
 feedback = sa.Table(

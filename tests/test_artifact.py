@@ -45,9 +45,15 @@ def test_artifact_holds_no_pickle_and_lists_checksums(model_copy: Path) -> None:
         "sale",
         "sale-extra",
         "sale-per-area",
+        "sale-masked",  # the ensemble of partial descriptions (see imovsp.ensemble.Routed)
+        "sale-masked-extra",
+        "sale-masked-per-area",
         "rent",
         "rent-extra",
         "rent-per-area",
+        "rent-masked",
+        "rent-masked-extra",
+        "rent-masked-per-area",
         "sale-spread",
         "rent-spread",
     ]

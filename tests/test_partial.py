@@ -197,12 +197,14 @@ def test_scoring_writes_the_not_given_column_before_the_error(valuer: Valuer) ->
     raw = synthetic_listings(5, seed=4).astype(str)
     raw.loc[0, "Parking"] = ""
     scored = score_frame(valuer, raw)
-    assert list(scored.columns[-5:]) == [
+    assert list(scored.columns[len(raw.columns) :]) == [
         "predicted_price",
         "price_low",
         "price_high",
         NOT_GIVEN,
         ERROR,
+        "as_of",
+        "index_factor",
     ]
     assert scored[NOT_GIVEN][0].startswith("parking")
     assert isinstance(scored, pd.DataFrame)

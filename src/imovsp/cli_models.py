@@ -14,8 +14,8 @@ import click
 
 from imovsp import artifact
 from imovsp.artifact import ArtifactError
+from imovsp.price_index import DEFAULT_DATA_MONTH
 from imovsp.settings import Settings
-from imovsp.valuer import DEFAULT_DATA_MONTH
 
 if TYPE_CHECKING:
     from imovsp import rollout  # loads a model to check it: imported by the commands that do

@@ -29,6 +29,10 @@ from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 
+# The month of the listings of models saved before the artifact recorded it: all were trained
+# on the dev file, whose listings are of April 2019.
+DEFAULT_DATA_MONTH = "2019-04"
+
 SHIPPED_FILE = "fipezap-sp-monthly.csv"
 CREDIT = "Índice FipeZAP (FIPE)"
 SERIES = "total"  # the rows used: all flats, whatever the number of rooms

@@ -36,14 +36,12 @@ from imovsp.features import (
     calibration_class,
     property_columns,
 )
+from imovsp.price_index import DEFAULT_DATA_MONTH
 from imovsp.ranges import DEFAULT_LEVEL, Calibration, ClassScores
 from imovsp.single_row import SingleRowPredictor
 from imovsp.training import TrainResult
 
 XY = [FEATURES.index("x_km"), FEATURES.index("y_km")]
-# The month of the listings of models saved before the artifact recorded it: all were trained
-# on the dev file, whose listings are of April 2019.
-DEFAULT_DATA_MONTH = "2019-04"
 # From this many properties of one negotiation type valued together, building their features
 # and running the trees as one matrix is cheaper than row by row. Per property, valuing 1,536
 # sale listings of the dev data in groups of 1 / 4 / 6 / 8 / 64 (dev model, one thread):

@@ -73,14 +73,18 @@ class District:
 
     def distance_km(self, lat: Floats, lon: Floats) -> Floats:
         """Kilometres from each point to the district: 0 inside, else to its boundary."""
-        x, y = _km(lat, lon)
+        inside = self.contains(lat, lon)
+        out = np.zeros(lat.shape)
+        if inside.all():  # most points given with a district lie in it: no distances to take
+            return out
+        x, y = _km(lat[~inside], lon[~inside])
         rx, ry = _km(self.ring[:, 1], self.ring[:, 0])
         ax, ay, bx, by = rx[:-1], ry[:-1], rx[1:], ry[1:]
         dx, dy = bx - ax, by - ay
         length2 = np.where(dx * dx + dy * dy > 0, dx * dx + dy * dy, 1.0)
         t = np.clip(((x[:, None] - ax) * dx + (y[:, None] - ay) * dy) / length2, 0.0, 1.0)
-        gap = np.hypot(x[:, None] - (ax + t * dx), y[:, None] - (ay + t * dy)).min(axis=1)
-        return np.where(self.contains(lat, lon), 0.0, gap)
+        out[~inside] = np.hypot(x[:, None] - (ax + t * dx), y[:, None] - (ay + t * dy)).min(axis=1)
+        return out
 
     def inside_point(self) -> tuple[float, float]:
         """(lat, lon) of the area centroid if it lies inside, else of the inside point of a

@@ -287,3 +287,18 @@ def test_hints_name_the_groups_whose_class_is_narrower_narrowest_first() -> None
     assert hint.fields == ("condo_fee",)
     assert hint.width_pct == round(100 * calibration.width(0.10, 0.8, full), 1)
     assert _sharpen(calibration, 0.10, 0.8, full, (), 1.0) == ()
+
+
+def test_classes_of_whole_columns_equal_each_rows_class() -> None:
+    from imovsp.features import calibration_class, calibration_classes
+
+    frame = data.prepare_training(synthetic_listings(300, seed=5).astype(str)).frame
+    copies = training.masked_copies(frame_columns(frame), seed=2)
+    for cols in copies:
+        listed = listed_columns(cols)
+        expected = [
+            calibration_class(missing, listed=bool(route))
+            for missing, route in zip(not_given_columns(cols), listed, strict=True)
+        ]
+        assert calibration_classes(cols).tolist() == expected
+    assert len({k for c in copies for k in calibration_classes(c).tolist()}) > 10

@@ -116,11 +116,33 @@ def listed_columns(cols: Mapping[str, np.ndarray]) -> np.ndarray:
     return out
 
 
+def calibration_classes(cols: Mapping[str, np.ndarray]) -> np.ndarray:
+    """:func:`calibration_class` of every row of feature columns, computed on whole columns
+    (batch scoring and training value many rows: no tuple of names per row)."""
+    given = {
+        LOCATION: ~(np.isnan(cols["latitude"]) | np.isnan(cols["longitude"])),
+        "condo_fee": cols["condo_fee"] > 0,
+    }
+    for name in (*COUNTS, *FLAGS):
+        given[name] = ~np.isnan(cols[name])
+    klass = np.zeros(len(cols["size_m2"]), dtype=np.int64)
+    for bit, group in enumerate(GROUPS.values()):
+        whole = np.logical_and.reduce([given[name] for name in group])
+        klass += whole.astype(np.int64) << bit
+    out: np.ndarray = klass + N_CLASSES * listed_columns(cols).astype(np.int64)
+    return out
+
+
+def raw_columns(field: str) -> tuple[str, ...]:
+    """The feature columns of an optional field: ``location`` is latitude and longitude."""
+    return ("latitude", "longitude") if field == LOCATION else (field,)
+
+
 def mask(cols: Mapping[str, np.ndarray], not_given: Sequence[str]) -> dict[str, np.ndarray]:
     """Copy of feature columns with the ``not_given`` fields (of :data:`OPTIONAL`) unknown."""
     out = dict(cols)
     for name in not_given:
-        for column in ("latitude", "longitude") if name == LOCATION else (name,):
+        for column in raw_columns(name):
             out[column] = np.full(len(cols["size_m2"]), np.nan)
     return out
 

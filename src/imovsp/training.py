@@ -35,14 +35,13 @@ from imovsp.features import (
     FEATURES,
     FIELD_SETS,
     GROUPS,
-    LOCATION,
     OPTIONAL,
     FeatureBuilder,
-    calibration_class,
+    calibration_classes,
     frame_columns,
     listed_columns,
     mask,
-    not_given_columns,
+    raw_columns,
 )
 from imovsp.metrics import by_negotiation
 
@@ -128,7 +127,7 @@ class Design:
     x: np.ndarray
     y: np.ndarray  # log price
     listing: np.ndarray  # the listing each row is a copy of (folds keep copies together)
-    klass: np.ndarray  # the range calibration class of each row (features.calibration_class)
+    klass: np.ndarray  # the range calibration class of each row (features.calibration_classes)
     listed: np.ndarray  # the rows the listed ensemble prices (see features.listed_columns)
 
     @property
@@ -153,7 +152,7 @@ def masked_copies(cols: dict[str, np.ndarray], *, seed: int) -> list[dict[str, n
     for group in GROUPS.values():
         drop = rng.random(n) < 0.5
         for name in group:
-            for column in ("latitude", "longitude") if name == LOCATION else (name,):
+            for column in raw_columns(name):
                 drawn[column] = np.where(drop, np.nan, cols[column])
     copies.append(drawn)
     return copies
@@ -173,15 +172,7 @@ def _design(
         [builder.matrix(c, negotiation=negotiation, self_ids=self_ids) for c in copies]
     )
     listed = np.concatenate([listed_columns(c) for c in copies])
-    klass = np.array(
-        [
-            calibration_class(missing, listed=bool(route))
-            for missing, route in zip(
-                (m for c in copies for m in not_given_columns(c)), listed, strict=True
-            )
-        ],
-        dtype=np.int64,
-    )
+    klass = np.concatenate([calibration_classes(c) for c in copies])
     y = np.log(rows[data.PRICE].to_numpy(float))
     return Design(x, np.tile(y, len(copies)), np.tile(self_ids, len(copies)), klass, listed)
 
@@ -306,13 +297,7 @@ def estimate(
     n_rows = len(cols["size_m2"])
     out = {k: np.full(n_rows, np.nan) for k in ("price", "log_median", "sigma")}
     listed = listed_columns(cols)
-    out["klass"] = np.array(
-        [
-            calibration_class(missing, listed=bool(route))
-            for missing, route in zip(not_given_columns(cols), listed, strict=True)
-        ],
-        dtype=np.int64,
-    )
+    out["klass"] = calibration_classes(cols)
     for negotiation, booster in boosters.items():
         m = cols["negotiation"] == negotiation
         if m.any():

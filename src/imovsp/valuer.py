@@ -402,7 +402,7 @@ class Valuer:
         members, _ = self._row_models(negotiation)
         route = "" if prop.listed else MASKED
         outputs = [[p.predict(x)] for p in members[route]]
-        model = self.boosters[negotiation].ensembles()[route]
+        model = self.boosters[negotiation].pick(prop.listed)
         return model.combine(outputs, [float(x[0, SIZE])])[0]
 
     def _predict_resolved(self, prop: Property) -> float:
@@ -505,7 +505,7 @@ class Valuer:
             for prop, row in zip(props, x, strict=True):
                 route = "" if prop.listed else MASKED
                 outputs = [[p.predict(row)] for p in members[route]]
-                log_medians += model.ensembles()[route].combine(outputs, [float(row[SIZE])])
+                log_medians += model.pick(prop.listed).combine(outputs, [float(row[SIZE])])
             return x, log_medians, spreads
         else:
             x = self.builder.matrix(property_columns(props), negotiation=negotiation)

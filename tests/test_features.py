@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imovsp import data
+from imovsp import data, geo
 from imovsp.features import FEATURES, FeatureBuilder, Property, UnknownDistrictError, frame_columns
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
@@ -172,3 +172,16 @@ def test_value_refuses_bad_coordinates(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         valuer.value(Property("sale", "Moema", 70, 2, 2, 1, 1, latitude=lat, longitude=lon))
+
+
+def test_a_district_without_coordinates_is_placed_in_the_district(valuer: Valuer) -> None:
+    # The synthetic listings sit where the real ones' medians do: Jardim Ângela's, Iguatemi's
+    # and Anhanguera's more than 20 km from the district. A valuation without coordinates
+    # must not be placed there, in another part of the city.
+    city = geo.geography()
+    builder = valuer.builder
+    for name, (lat, lon) in zip(builder.districts_, builder.centroids_, strict=True):
+        km = float(city.distance_km(lat, lon, name)[0])
+        assert km <= geo.NEAR_KM, f"{name}: placed {km:.1f} km outside it"
+    lat, lon = builder.centroids_[builder.codes_["Jardim Ângela"]]
+    assert city.district_at(lat, lon).official == "JARDIM ANGELA"  # type: ignore[union-attr]

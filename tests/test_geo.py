@@ -100,11 +100,21 @@ def test_every_district_has_a_point_inside_it() -> None:
         assert geo.district_at(lat, lon) is district, district.official
 
 
-def test_centre_replaces_a_median_position_that_lies_in_another_part_of_the_city() -> None:
+def test_centre_is_where_the_districts_own_listings_are_or_inside_it() -> None:
     geo = geography()
-    east_zone = (-23.5453, -46.4742)  # where Jardim Ângela's listings' median lies
-    lat, lon = geo.centre("Jardim Ângela", near=east_zone) or (0.0, 0.0)
+    east_zone = ([-23.5453, -23.5460, -23.5449, -23.5470, -23.5455], [-46.4742] * 5)
+    # Jardim Ângela's listings all lie in the east zone: the official district's own centre.
+    lat, lon = geo.centre("Jardim Ângela", *east_zone) or (0.0, 0.0)
     assert geo.district_at(lat, lon).official == "JARDIM ANGELA"  # type: ignore[union-attr]
-    largo = (-23.5668, -46.6932)
-    assert geo.centre("Pinheiros", near=largo) == largo  # a good median stays
+    # Pinheiros with five listings near Largo da Batata and one far off: the median of all.
+    lats = [-23.5668, -23.5670, -23.5665, -23.5672, -23.5661, -23.5453]
+    lons = [-46.6932, -46.6930, -46.6935, -46.6929, -46.6940, -46.4742]
+    assert geo.centre("Pinheiros", lats, lons) == (np.median(lats), np.median(lons))
+    # Five in it and six in the east zone: the median of all lies between, of those in it.
+    far_lats, far_lons = lats + [-23.5453] * 5, lons + [-46.4742] * 5
+    assert geo.centre("Pinheiros", far_lats, far_lons) == (np.median(lats[:5]), -46.6932)
+    # Fewer than five in it (or none, or no coordinates): the official centre.
+    inside = geo.centre("Pinheiros", far_lats[:2] + far_lats[6:], far_lons[:2] + far_lons[6:])
+    assert inside == geo.centre("Pinheiros") == geo.centre("Pinheiros", [np.nan], [np.nan])
+    assert geo.district_at(*inside).official == "PINHEIROS"  # type: ignore[misc,union-attr]
     assert geo.centre("Atlantis") is None

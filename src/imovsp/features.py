@@ -21,7 +21,7 @@ import pandas as pd
 from pykdtree.kdtree import KDTree
 from threadpoolctl import ThreadpoolController
 
-from imovsp import data
+from imovsp import data, geo
 
 # Local flat projection around the city centre, in km: good to a few metres at city scale.
 ORIGIN = (-23.55, -46.63)
@@ -450,11 +450,7 @@ class FeatureBuilder:
     def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
         """Learn district levels, district centres and the neighbour indexes."""
         self.districts_ = sorted(frame[data.DISTRICT].unique())
-        located = frame.dropna(subset=[data.LATITUDE, data.LONGITUDE])
-        centres = located.groupby(data.DISTRICT)[[data.LATITUDE, data.LONGITUDE]].median()
-        city = located[[data.LATITUDE, data.LONGITUDE]].median()
-        centres = centres.reindex(self.districts_).fillna(city)
-        self.centroids_ = centres.to_numpy(dtype=float)
+        self.centroids_ = self._centres(frame)
         self._index_districts()
         cols = frame_columns(frame)
         self.typical_ = self._typical_table(cols)
@@ -477,6 +473,23 @@ class FeatureBuilder:
             per_m2 = pd.Series(np.exp(log_price_m2[m])).groupby(codes[m]).median()
             self.district_price_m2_[per_m2.index.to_numpy(), j] = per_m2.to_numpy()
         return self
+
+    def _centres(self, frame: pd.DataFrame) -> np.ndarray:
+        """Where a valuation without coordinates is placed, per district: in the district
+        (see :meth:`geo.Geography.centre`); for a name the city's map does not have, the
+        median position of its listings, or of the city's."""
+        located = frame.dropna(subset=[data.LATITUDE, data.LONGITUDE])
+        medians = located.groupby(data.DISTRICT)[[data.LATITUDE, data.LONGITUDE]].median()
+        city = located[[data.LATITUDE, data.LONGITUDE]].median()
+        medians = medians.reindex(self.districts_).fillna(city)
+        geography = geo.geography()
+        by_name = dict(list(located.groupby(data.DISTRICT)))
+        centres = np.empty((len(self.districts_), 2))
+        for i, name in enumerate(self.districts_):
+            rows = by_name.get(name, located.iloc[:0])
+            point = geography.centre(name, rows[data.LATITUDE], rows[data.LONGITUDE])
+            centres[i] = medians.loc[name].to_numpy(float) if point is None else point
+        return centres
 
     def district_price_m2(self, district: str, negotiation: str) -> float | None:
         """Median listed price per m² in a known district (``None`` where it has none)."""

@@ -29,6 +29,9 @@ from numpy.typing import NDArray
 
 Floats = NDArray[np.float64]
 
+NEAR_KM = 1.0  # a listing this near its district counts as in it, for the district's centre
+MIN_NEAR_LISTINGS = 5  # fewer such listings than this: the official district's own centre
+
 # Kilometres per degree around the city (equirectangular about its centre: at the city's
 # scale, 60 km, the error is well under 1%).
 CENTRE_LAT = -23.6
@@ -193,18 +196,37 @@ class Geography:
         return out
 
     def centre(
-        self, model_name: str, near: tuple[float, float] | None = None, *, within_km: float = 1.0
+        self,
+        model_name: str,
+        lat: Iterable[float] = (),
+        lon: Iterable[float] = (),
+        *,
+        within_km: float = NEAR_KM,
+        min_listings: int = MIN_NEAR_LISTINGS,
     ) -> tuple[float, float] | None:
-        """A point (lat, lon) that stands for a model's district name when a valuation has no
-        coordinates: ``near`` (e.g. the median of the district's listings) if it lies within
-        ``within_km`` of the district, else a point inside the official district (its area
-        centroid, or the inside point nearest to it; for a neighbourhood, in the first of its
-        districts). ``None`` for a name the city does not know."""
+        """The point (lat, lon) a valuation with no coordinates is placed at for a model's
+        district name, given the coordinates of that name's listings. The first of these that
+        lies in the district or within ``within_km`` of it: the median position of all of them;
+        of those that lie that near, when there are at least ``min_listings``; a point inside
+        the official district (its area centroid, or the inside point nearest to it; for a
+        neighbourhood, in the first of its districts). So never a point in another part of the
+        city, as the median of all a name's listings can be (Jardim Ângela's lies 24 km away,
+        in the east zone). ``None`` for a name the city does not know."""
         places = self.official_of(model_name)
         if not places:
             return None
-        if near is not None and self.distance_km(*near, model_name)[0] <= within_km:
-            return near
+        lats, lons = _array(lat), _array(lon)
+        located = ~(np.isnan(lats) | np.isnan(lons))
+        lats, lons = lats[located], lons[located]
+        near = self.distance_km(lats, lons, model_name) <= within_km
+        candidates = []
+        if len(lats):
+            candidates.append((float(np.median(lats)), float(np.median(lons))))
+        if near.sum() >= min_listings:
+            candidates.append((float(np.median(lats[near])), float(np.median(lons[near]))))
+        for point in candidates:
+            if self.distance_km(*point, model_name)[0] <= within_km:
+                return point
         return places[0].inside_point()
 
     def nearest_station_km(

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from imovsp import data, geo
-from imovsp.features import FEATURES, FeatureBuilder, Property, UnknownDistrictError, frame_columns
+from imovsp import data, geo, training
+from imovsp.features import (
+    FEATURES,
+    FeatureBuilder,
+    Property,
+    UnknownDistrictError,
+    frame_columns,
+    project,
+)
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
 
@@ -185,3 +194,32 @@ def test_a_district_without_coordinates_is_placed_in_the_district(valuer: Valuer
         assert km <= geo.NEAR_KM, f"{name}: placed {km:.1f} km outside it"
     lat, lon = builder.centroids_[builder.codes_["Jardim Ângela"]]
     assert city.district_at(lat, lon).official == "JARDIM ANGELA"  # type: ignore[union-attr]
+
+
+def test_training_places_a_listing_without_coordinates_where_its_districts_listings_are(
+    trained: training.TrainResult, listings_csv: Path
+) -> None:
+    # Placed at the district's own point, the synthetic Jardim Ângela listings (east-zone
+    # prices, as the real ones) would teach the model east-zone prices in the far south.
+    builder = trained.builder
+    code = builder.codes_["Jardim Ângela"]
+    listed_at = builder.listing_centres_[code]
+    assert float(geo.geography().distance_km(*listed_at, "Jardim Ângela")[0]) > 10
+    prop = Property("sale", "Jardim Ângela", 60, 2, 1, 0, 1)
+    served = dict(zip(FEATURES, builder.matrix(prop.columns(), negotiation="sale")[0], strict=True))
+    trained_as = dict(
+        zip(
+            FEATURES,
+            builder.matrix(prop.columns(), negotiation="sale", listings=True)[0],
+            strict=True,
+        )
+    )
+    assert (served["x_km"], served["y_km"]) == tuple(project(*builder.centroids_[code])[0])
+    assert (trained_as["x_km"], trained_as["y_km"]) == tuple(project(*listed_at)[0])
+    # Training's design matrix (listings and their masked copies) places them there.
+    frame, _ = data.load_training_data(listings_csv)
+    x = training._design(builder, frame, "sale").x
+    column = {name: j for j, name in enumerate(FEATURES)}
+    rows = (x[:, column["district"]] == code) & (x[:, column["location_estimated"]] == 1)
+    assert rows.any()
+    np.testing.assert_array_equal(x[rows, column["x_km"]], project(*listed_at)[0, 0])

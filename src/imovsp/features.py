@@ -441,7 +441,13 @@ class FeatureBuilder:
     districts_: list[str]
     codes_: dict[str, int]
     folded_: dict[str, str]
+    # Where a valuation without coordinates is placed: a point in its district.
     centroids_: np.ndarray
+    # Where a training listing without coordinates is placed (its masked copies too): the
+    # median position of its district name's listings. For a few names the portal gave listings
+    # elsewhere (Iguatemi's all lie in Itaim Bibi), so training them at the district's own point
+    # would teach the model those prices there. Only :meth:`fit` sets it (not saved).
+    listing_centres_: np.ndarray
     typical_: np.ndarray
     district_price_m2_: np.ndarray
     neighbours_: dict[str, NeighbourIndex]
@@ -450,11 +456,11 @@ class FeatureBuilder:
     def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
         """Learn district levels, district centres and the neighbour indexes."""
         self.districts_ = sorted(frame[data.DISTRICT].unique())
-        self.centroids_ = self._centres(frame)
+        self.listing_centres_, self.centroids_ = self._centres(frame)
         self._index_districts()
         cols = frame_columns(frame)
         self.typical_ = self._typical_table(cols)
-        lat, lon = self._locate(cols)[:2]
+        lat, lon = self._locate(cols, listings=True)[:2]
         xy = project(lat, lon)
         log_price_m2 = np.log(frame[data.PRICE].to_numpy(float) / cols["size_m2"])
         self.neighbours_ = {}
@@ -466,7 +472,7 @@ class FeatureBuilder:
                 )
         self._index_neighbours()
         # Median price per m² of each district, per negotiation type (NaN: no listings).
-        codes = self._locate(cols)[3]
+        codes = self._locate(cols, listings=True)[3]
         self.district_price_m2_ = np.full((len(self.districts_), len(data.NEGOTIATIONS)), np.nan)
         for j, negotiation in enumerate(data.NEGOTIATIONS):
             m = cols["negotiation"] == negotiation
@@ -474,10 +480,10 @@ class FeatureBuilder:
             self.district_price_m2_[per_m2.index.to_numpy(), j] = per_m2.to_numpy()
         return self
 
-    def _centres(self, frame: pd.DataFrame) -> np.ndarray:
-        """Where a valuation without coordinates is placed, per district: in the district
-        (see :meth:`geo.Geography.centre`); for a name the city's map does not have, the
-        median position of its listings, or of the city's."""
+    def _centres(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per district, the median position of its listings (of the city's where it has none
+        located), and where a valuation without coordinates is placed: in the district (see
+        :meth:`geo.Geography.centre`), or at that median for a name the city's map lacks."""
         located = frame.dropna(subset=[data.LATITUDE, data.LONGITUDE])
         medians = located.groupby(data.DISTRICT)[[data.LATITUDE, data.LONGITUDE]].median()
         city = located[[data.LATITUDE, data.LONGITUDE]].median()
@@ -489,7 +495,7 @@ class FeatureBuilder:
             rows = by_name.get(name, located.iloc[:0])
             point = geography.centre(name, rows[data.LATITUDE], rows[data.LONGITUDE])
             centres[i] = medians.loc[name].to_numpy(float) if point is None else point
-        return centres
+        return medians.to_numpy(dtype=float), centres
 
     def district_price_m2(self, district: str, negotiation: str) -> float | None:
         """Median listed price per m² in a known district (``None`` where it has none)."""
@@ -545,12 +551,15 @@ class FeatureBuilder:
         close = difflib.get_close_matches(key, list(self.folded_), n=3, cutoff=0.6)
         raise UnknownDistrictError(name, [self.folded_[c] for c in close])
 
-    def _locate(self, cols: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    def _locate(
+        self, cols: Mapping[str, np.ndarray], *, listings: bool = False
+    ) -> tuple[np.ndarray, ...]:
         codes = np.array([self.codes_[d] for d in cols["district"]], dtype=np.int64)
         lat, lon = cols["latitude"], cols["longitude"]
         estimated = np.isnan(lat) | np.isnan(lon)
-        lat = np.where(estimated, self.centroids_[codes, 0], lat)
-        lon = np.where(estimated, self.centroids_[codes, 1], lon)
+        centres = self.listing_centres_ if listings else self.centroids_
+        lat = np.where(estimated, centres[codes, 0], lat)
+        lon = np.where(estimated, centres[codes, 1], lon)
         return lat, lon, estimated, codes
 
     def matrix(
@@ -559,12 +568,15 @@ class FeatureBuilder:
         *,
         negotiation: str,
         self_ids: np.ndarray | None = None,
+        listings: bool = False,
     ) -> np.ndarray:
         """Feature matrix, columns in :data:`FEATURES` order, for rows of one negotiation type.
 
-        District names must already be known ones (see :meth:`resolve_district`).
+        District names must already be known ones (see :meth:`resolve_district`). Rows without
+        coordinates are placed in their district, or with ``listings`` (training rows, on the
+        fitted builder only) where their district's listings are (:attr:`listing_centres_`).
         """
-        lat, lon, estimated, codes = self._locate(cols)
+        lat, lon, estimated, codes = self._locate(cols, listings=listings)
         size = cols["size_m2"]
         condo = np.where(cols["condo_fee"] > 0, cols["condo_fee"], np.nan)
         xy = project(lat, lon)

@@ -169,7 +169,10 @@ def _design(
     self_ids = np.arange(len(rows))
     copies = masked_copies(cols, seed=seed)
     x = np.concatenate(
-        [builder.matrix(c, negotiation=negotiation, self_ids=self_ids) for c in copies]
+        [
+            builder.matrix(c, negotiation=negotiation, self_ids=self_ids, listings=True)
+            for c in copies
+        ]
     )
     listed = np.concatenate([listed_columns(c) for c in copies])
     klass = np.concatenate([calibration_classes(c) for c in copies])

@@ -194,6 +194,9 @@ def test_a_district_without_coordinates_is_placed_in_the_district(valuer: Valuer
         assert km <= geo.NEAR_KM, f"{name}: placed {km:.1f} km outside it"
     lat, lon = builder.centroids_[builder.codes_["Jardim Ângela"]]
     assert city.district_at(lat, lon).official == "JARDIM ANGELA"  # type: ignore[union-attr]
+    # Nor is its listings' median price per m² said to be the district's.
+    assert builder.district_price_m2("Jardim Ângela", "sale") is None
+    assert builder.district_price_m2("Pinheiros", "sale") is not None
 
 
 def test_training_places_a_listing_without_coordinates_where_its_districts_listings_are(

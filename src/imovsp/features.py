@@ -456,7 +456,7 @@ class FeatureBuilder:
     def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
         """Learn district levels, district centres and the neighbour indexes."""
         self.districts_ = sorted(frame[data.DISTRICT].unique())
-        self.listing_centres_, self.centroids_ = self._centres(frame)
+        self.listing_centres_, self.centroids_, own = self._places(frame)
         self._index_districts()
         cols = frame_columns(frame)
         self.typical_ = self._typical_table(cols)
@@ -471,31 +471,39 @@ class FeatureBuilder:
                     xy[m], np.log(cols["size_m2"][m]), log_price_m2[m]
                 )
         self._index_neighbours()
-        # Median price per m² of each district, per negotiation type (NaN: no listings).
+        # Median price per m² of each district, per negotiation type, over the listings that
+        # stand in it (NaN: none).
         codes = self._locate(cols, listings=True)[3]
         self.district_price_m2_ = np.full((len(self.districts_), len(data.NEGOTIATIONS)), np.nan)
         for j, negotiation in enumerate(data.NEGOTIATIONS):
-            m = cols["negotiation"] == negotiation
+            m = (cols["negotiation"] == negotiation) & own
             per_m2 = pd.Series(np.exp(log_price_m2[m])).groupby(codes[m]).median()
             self.district_price_m2_[per_m2.index.to_numpy(), j] = per_m2.to_numpy()
         return self
 
-    def _centres(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _places(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per district, the median position of its listings (of the city's where it has none
-        located), and where a valuation without coordinates is placed: in the district (see
-        :meth:`geo.Geography.centre`), or at that median for a name the city's map lacks."""
+        located) and where a valuation without coordinates is placed; per listing, whether it
+        stands for its district (:meth:`geo.Geography.own_listings`; all of a name the city's
+        map lacks). The valuation's point: :meth:`geo.Geography.centre`."""
         located = frame.dropna(subset=[data.LATITUDE, data.LONGITUDE])
         medians = located.groupby(data.DISTRICT)[[data.LATITUDE, data.LONGITUDE]].median()
         city = located[[data.LATITUDE, data.LONGITUDE]].median()
         medians = medians.reindex(self.districts_).fillna(city)
         geography = geo.geography()
-        by_name = dict(list(located.groupby(data.DISTRICT)))
-        centres = np.empty((len(self.districts_), 2))
+        centres = medians.to_numpy(dtype=float)
+        own = np.ones(len(frame), dtype=bool)
+        names = frame[data.DISTRICT].to_numpy()
+        lats = frame[data.LATITUDE].to_numpy(float)
+        lons = frame[data.LONGITUDE].to_numpy(float)
         for i, name in enumerate(self.districts_):
-            rows = by_name.get(name, located.iloc[:0])
-            point = geography.centre(name, rows[data.LATITUDE], rows[data.LONGITUDE])
-            centres[i] = medians.loc[name].to_numpy(float) if point is None else point
-        return medians.to_numpy(dtype=float), centres
+            rows = names == name
+            found = geography.own_listings(name, lats[rows], lons[rows])
+            if found is None:
+                continue
+            own[rows] = found
+            centres[i] = geography.centre(name, lats[rows], lons[rows])
+        return medians.to_numpy(dtype=float), centres, own
 
     def district_price_m2(self, district: str, negotiation: str) -> float | None:
         """Median listed price per m² in a known district (``None`` where it has none)."""

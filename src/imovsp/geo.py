@@ -195,39 +195,55 @@ class Geography:
             out[rows] = self.distance_km(lats[rows], lons[rows], str(name))
         return out
 
-    def centre(
+    def own_listings(
         self,
         model_name: str,
-        lat: Iterable[float] = (),
-        lon: Iterable[float] = (),
+        lat: Iterable[float],
+        lon: Iterable[float],
         *,
         within_km: float = NEAR_KM,
         min_listings: int = MIN_NEAR_LISTINGS,
-    ) -> tuple[float, float] | None:
-        """The point (lat, lon) a valuation with no coordinates is placed at for a model's
-        district name, given the coordinates of that name's listings. The first of these that
-        lies in the district or within ``within_km`` of it: the median position of all of them;
-        of those that lie that near, when there are at least ``min_listings``; a point inside
-        the official district (its area centroid, or the inside point nearest to it; for a
-        neighbourhood, in the first of its districts). So never a point in another part of the
-        city, as the median of all a name's listings can be (Jardim Ângela's lies 24 km away,
-        in the east zone). ``None`` for a name the city does not know."""
-        places = self.official_of(model_name)
-        if not places:
+    ) -> NDArray[np.bool_] | None:
+        """Which of a model's district name's listings (given by their coordinates) stand for
+        the district: all of them, if the median position of those located lies in the
+        district or within ``within_km`` of it; else those that lie that near, when there are
+        at least ``min_listings`` and their median does too; else none. The portal named
+        listings after streets and landmarks elsewhere: all of Iguatemi's stand in Itaim Bibi,
+        Jardim Ângela's in the east zone. ``None`` for a name the city does not know."""
+        if not self.official_of(model_name):
             return None
         lats, lons = _array(lat), _array(lon)
         located = ~(np.isnan(lats) | np.isnan(lons))
-        lats, lons = lats[located], lons[located]
-        near = self.distance_km(lats, lons, model_name) <= within_km
-        candidates = []
-        if len(lats):
-            candidates.append((float(np.median(lats)), float(np.median(lons))))
-        if near.sum() >= min_listings:
-            candidates.append((float(np.median(lats[near])), float(np.median(lons[near]))))
-        for point in candidates:
-            if self.distance_km(*point, model_name)[0] <= within_km:
-                return point
-        return places[0].inside_point()
+        near = np.zeros(len(lats), dtype=bool)
+        near[located] = self.distance_km(lats[located], lons[located], model_name) <= within_km
+
+        def lies_near(rows: NDArray[np.bool_]) -> bool:
+            median = (float(np.median(lats[rows])), float(np.median(lons[rows])))
+            return bool(self.distance_km(*median, model_name)[0] <= within_km)
+
+        if located.any() and lies_near(located):
+            return np.ones(len(lats), dtype=bool)
+        if near.sum() >= min_listings and lies_near(near):
+            return near
+        return np.zeros(len(lats), dtype=bool)
+
+    def centre(
+        self, model_name: str, lat: Iterable[float] = (), lon: Iterable[float] = ()
+    ) -> tuple[float, float] | None:
+        """The point (lat, lon) a valuation with no coordinates is placed at for a model's
+        district name, given the coordinates of that name's listings: the median position of
+        :meth:`own_listings`, or where it has none a point inside the official district (its
+        area centroid, or the inside point nearest to it; for a neighbourhood, in the first of
+        its districts). So never a point in another part of the city, as the median of all a
+        name's listings can be. ``None`` for a name the city does not know."""
+        lats, lons = _array(lat), _array(lon)
+        own = self.own_listings(model_name, lats, lons)
+        if own is None:
+            return None
+        located = own & ~(np.isnan(lats) | np.isnan(lons))
+        if located.any():
+            return float(np.median(lats[located])), float(np.median(lons[located]))
+        return self.official_of(model_name)[0].inside_point()
 
     def nearest_station_km(
         self,

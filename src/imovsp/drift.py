@@ -173,18 +173,19 @@ def reference(
     frame: pd.DataFrame,
     *,
     districts: Sequence[str],
-    district_price_m2: np.ndarray,
     predicted: Mapping[str, np.ndarray],
 ) -> Reference:
     """The reference of validated training listings ``frame`` (see the module doc).
 
-    ``district_price_m2`` is the feature builder's table (districts × negotiation types);
-    ``predicted`` holds out-of-fold predicted prices per negotiation type.
+    ``predicted`` holds out-of-fold predicted prices per negotiation type. Districts are
+    tiered by the median price per m² of all their listings, wherever they stand (a live
+    valuation's district is judged by what its name meant in training).
     """
     cols = frame_columns(frame)
     code = {name: i for i, name in enumerate(districts)}
+    price_m2 = frame[data.PRICE].to_numpy(float) / cols["size_m2"]
     rows, per, shares, tiers, price = {}, {}, {}, {}, {}
-    for j, n in enumerate(data.NEGOTIATIONS):
+    for n in data.NEGOTIATIONS:
         m = cols["negotiation"] == n
         if not m.any() or n not in predicted:
             continue
@@ -192,7 +193,8 @@ def reference(
         rows[n] = int(m.sum())
         counts = np.bincount([code[d] for d in sub["district"]], minlength=len(districts))
         shares[n] = counts / counts.sum()
-        tiers[n] = district_tiers(shares[n], district_price_m2[:, j])
+        medians = pd.Series(price_m2[m]).groupby(sub["district"]).median()
+        tiers[n] = district_tiers(shares[n], medians.reindex(list(districts)).to_numpy(float))
         values = live_columns(sub)
         per[n] = {name: binned(values[name]) for name in NUMERIC}
         tier_counts = np.bincount(tiers[n], weights=counts, minlength=TIERS + 1)

@@ -492,7 +492,6 @@ def train(
     reference = drift.reference(
         frame,
         districts=final_builder.districts_,
-        district_price_m2=final_builder.district_price_m2_,
         predicted={n: params[n]["scale"] * np.exp(oof[n][0]) for n in oof},
     )
     metrics = {

@@ -70,7 +70,7 @@ def main() -> None:
 
 
 def pattern_table(patterns: list[dict[str, Any]], splits: list[int]) -> str:
-    """Means over the splits of :func:`imovsp.training.pattern_metrics`, as a Markdown table."""
+    """Means over the splits of :func:`imovsp.evaluation.pattern_metrics`, as a Markdown table."""
     head = (
         f"field set (means of {len(splits)} splits) | type | MAPE | median APE | 80% covers"
         " | 80% width | 90% covers | 90% width | thumb MAPE | thumb median APE\n"

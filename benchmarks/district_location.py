@@ -21,7 +21,7 @@ from typing import Any
 
 from accuracy import pattern_table
 
-from imovsp import data, training
+from imovsp import data, evaluation, training
 from imovsp.settings import DEV_DATA
 
 # The districts of the dev file whose listings' median position lies more than 1 km outside
@@ -54,7 +54,7 @@ def main() -> None:
         builder, boosters = training.fit(train_rows, result.params)
         rows = test_rows[test_rows[data.DISTRICT].isin(MOVED)]
         moved.append(
-            training.pattern_metrics(builder, boosters, result.calibrations, rows, result.params)
+            evaluation.pattern_metrics(builder, boosters, result.calibrations, rows, result.params)
         )
         print(f"split {seed}: {len(rows)} held-out listings in the eight districts", flush=True)
     print("All held-out listings:")

@@ -311,7 +311,7 @@ def evaluate(
 ) -> None:
     """Score a labelled listings file; report accuracy and price-range coverage and width per
     negotiation type."""
-    from imovsp import data, report, training
+    from imovsp import data, evaluation, report
     from imovsp.metrics import by_negotiation, format_patterns, format_ranges, format_table
 
     settings = _settings(ctx)
@@ -348,15 +348,15 @@ def evaluate(
         ),
         **results,
     }
-    coverage = training.range_metrics(frame, est, valuer.calibrations)
-    patterns = valuer.pattern_metrics(frame)
+    coverage = evaluation.range_metrics(frame, est, valuer.calibrations)
+    patterns = evaluation.patterns_of(valuer, frame)
     say(validated.report.summary())
     if report_path is not None:
         training_results = valuer.metadata["metrics"]["test"]
         page = report.write(
             report_path,
             title=f"imovsp model {valuer.version} on {data_path.name}",
-            scored=training.with_ranges(frame, est, valuer.calibrations),
+            scored=evaluation.with_ranges(frame, est, valuer.calibrations),
             range_metrics=coverage,
             results={
                 f"{data_path.name}": results["imovsp"],

@@ -61,7 +61,7 @@ def format_ranges(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-# The columns of :func:`imovsp.training.pattern_metrics`, as the tables show them.
+# The columns of :func:`imovsp.evaluation.pattern_metrics`, as the tables show them.
 PATTERN_COLUMNS = {
     "rows": "rows",
     "mape": "MAPE%",

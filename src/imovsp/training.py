@@ -1,4 +1,5 @@
-"""Fit, tune and evaluate the valuation model, and the seed approach beside it.
+"""Fit and tune the valuation model; score it and the seed approach beside it (with
+:mod:`imovsp.evaluation`).
 
 The protocol, for every ``imovsp train``:
 
@@ -30,6 +31,7 @@ import pandas as pd
 from imovsp import comparables, data, drift, ensemble, ranges
 from imovsp.comparables import ComparableIndex
 from imovsp.ensemble import MASKED, Ensemble, Routed
+from imovsp.evaluation import pattern_metrics, range_metrics, seed_predictions, with_ranges
 from imovsp.features import (
     CATEGORICAL,
     FEATURES,
@@ -44,9 +46,10 @@ from imovsp.features import (
     raw_columns,
 )
 from imovsp.metrics import by_negotiation
+from imovsp.predict import estimate
 
-# scikit-learn (the splits, the seed approach's forest) is imported inside the functions that
-# train: a server worker never loads it (see imovsp.api.server), ~60 MB less per worker.
+# scikit-learn (the splits) is imported inside the function that splits: a server worker never
+# loads it (see imovsp.api.server), ~60 MB less per worker.
 
 BASE_PARAMS: dict[str, Any] = {
     "objective": "huber",
@@ -285,143 +288,6 @@ def fit_ensemble(x: np.ndarray, y: np.ndarray, params: dict[str, Any]) -> Ensemb
         member, rounds = ensemble.member_params(params, i)
         members.append(lgb.train(member, _dataset(x, y - ensemble.offset(i, x)), rounds))
     return Ensemble(members, log_size_mean=params["log_size_mean"])
-
-
-def estimate(
-    builder: FeatureBuilder,
-    boosters: dict[str, Routed],
-    calibrations: dict[str, ranges.Calibration],
-    frame: pd.DataFrame | dict[str, np.ndarray],
-    params: dict[str, dict[str, Any]],
-) -> dict[str, np.ndarray]:
-    """Per row of ``frame`` (listings, or their feature columns): ``price``, the unscaled
-    ``log_median``, the range's ``sigma`` and its calibration class ``klass``."""
-    cols = frame_columns(frame) if isinstance(frame, pd.DataFrame) else frame
-    n_rows = len(cols["size_m2"])
-    out = {k: np.full(n_rows, np.nan) for k in ("price", "log_median", "sigma")}
-    listed = listed_columns(cols)
-    out["klass"] = calibration_classes(cols)
-    for negotiation, booster in boosters.items():
-        m = cols["negotiation"] == negotiation
-        if m.any():
-            x = builder.matrix({k: v[m] for k, v in cols.items()}, negotiation=negotiation)
-            out["log_median"][m] = booster.predict(x, listed=listed[m])
-            out["price"][m] = params[negotiation]["scale"] * np.exp(out["log_median"][m])
-            out["sigma"][m] = calibrations[negotiation].sigma(x)
-    return out
-
-
-def with_ranges(
-    frame: pd.DataFrame,
-    est: dict[str, np.ndarray],
-    calibrations: dict[str, ranges.Calibration],
-    level: float = ranges.DEFAULT_LEVEL,
-) -> pd.DataFrame:
-    """``frame`` plus ``predicted``, ``price_low`` and ``price_high`` columns at ``level``."""
-    out = frame.assign(predicted=est["price"], price_low=np.nan, price_high=np.nan)
-    negotiation = frame[data.NEGOTIATION].to_numpy()
-    for n, calibration in calibrations.items():
-        m = (negotiation == n) & np.isfinite(est["price"])
-        low, high = calibration.bounds(
-            est["log_median"][m], est["sigma"][m], est["price"][m], level, est["klass"][m]
-        )
-        out.loc[m, "price_low"], out.loc[m, "price_high"] = low, high
-    return out
-
-
-def range_metrics(
-    frame: pd.DataFrame,
-    est: dict[str, np.ndarray],
-    calibrations: dict[str, ranges.Calibration],
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Coverage and median width at :data:`imovsp.ranges.LEVELS` per negotiation type."""
-    actual = frame[data.PRICE].to_numpy(float)
-    negotiation = frame[data.NEGOTIATION].to_numpy()
-    return {
-        n: ranges.range_metrics(
-            actual[m],
-            est["log_median"][m],
-            est["sigma"][m],
-            est["price"][m],
-            calibration,
-            klass=est["klass"][m],
-        )
-        for n, calibration in calibrations.items()
-        if (m := negotiation == n).any()
-    }
-
-
-def pattern_metrics(
-    builder: FeatureBuilder,
-    boosters: dict[str, Routed],
-    calibrations: dict[str, ranges.Calibration],
-    frame: pd.DataFrame,
-    params: dict[str, dict[str, Any]],
-) -> dict[str, dict[str, dict[str, float]]]:
-    """For each field set of :data:`imovsp.features.FIELD_SETS` and negotiation type, the
-    listings of ``frame`` valued from those fields only: MAPE, median APE, the 80% and 90%
-    ranges' coverage and median width, and beside them the rule of thumb (the district's
-    median price per m² in ``builder``'s listings times the size)."""
-    cols = frame_columns(frame)
-    actual = frame[data.PRICE].to_numpy(float)
-    negotiation = cols["negotiation"]
-    thumb = np.array(
-        [
-            (builder.district_price_m2(d, n) or np.nan) * size
-            for d, n, size in zip(cols["district"], negotiation, cols["size_m2"], strict=True)
-        ]
-    )
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for name, given in FIELD_SETS.items():
-        masked = mask(cols, [f for f in OPTIONAL if f not in given])
-        est = estimate(builder, boosters, calibrations, masked, params)
-        out[name] = {}
-        for n, calibration in calibrations.items():
-            m = negotiation == n
-            if not m.any():
-                continue
-            ape = np.abs(est["price"][m] - actual[m]) / actual[m]
-            thumb_ape = np.abs(thumb[m] - actual[m]) / actual[m]
-            row = {
-                "rows": int(m.sum()),
-                "mape": round(100 * float(np.mean(ape)), 2),
-                "median_ape": round(100 * float(np.median(ape)), 2),
-            }
-            found = ranges.range_metrics(
-                actual[m],
-                est["log_median"][m],
-                est["sigma"][m],
-                est["price"][m],
-                calibration,
-                levels=(0.8, 0.9),
-                klass=est["klass"][m],
-            )
-            row |= {
-                "coverage80": found["0.80"]["coverage"],
-                "width80": found["0.80"]["median_width"],
-                "coverage90": found["0.90"]["coverage"],
-                "width90": found["0.90"]["median_width"],
-                "thumb_mape": round(100 * float(np.nanmean(thumb_ape)), 2),
-                "thumb_median_ape": round(100 * float(np.nanmedian(thumb_ape)), 2),
-            }
-            out[name][n] = row
-    return out
-
-
-def seed_design(frame: pd.DataFrame) -> pd.DataFrame:
-    """The seed notebook's design matrix: one-hot of every column (raw coordinates, 0 if absent)."""
-    x = frame.drop(columns=[data.PRICE]).fillna({data.LATITUDE: 0.0, data.LONGITUDE: 0.0})
-    return pd.get_dummies(x, dtype=float)
-
-
-def seed_predictions(train: pd.DataFrame, test: pd.DataFrame, *, n_jobs: int = 2) -> np.ndarray:
-    from sklearn.ensemble import RandomForestRegressor  # not at the top: see the note there
-
-    x_train = seed_design(train)
-    x_test = seed_design(test).reindex(columns=x_train.columns, fill_value=0.0)
-    model = RandomForestRegressor(random_state=42, n_jobs=n_jobs)
-    model.fit(x_train, train[data.PRICE])
-    return np.asarray(model.predict(x_test))
 
 
 def train(

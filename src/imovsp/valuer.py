@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from imovsp import artifact, comparables, data, explain, ranges, training
+from imovsp import artifact, comparables, data, explain, predict, ranges
 from imovsp.artifact import Artifact, ArtifactError
 from imovsp.comparables import MAX_COMPARABLES, ComparableIndex
 from imovsp.data import DataReport
@@ -39,7 +39,9 @@ from imovsp.features import (
 from imovsp.price_index import DEFAULT_DATA_MONTH
 from imovsp.ranges import DEFAULT_LEVEL, Calibration, ClassScores
 from imovsp.single_row import SingleRowPredictor
-from imovsp.training import TrainResult
+
+if TYPE_CHECKING:  # training imports this module's layer, never the reverse
+    from imovsp.training import TrainResult
 
 XY = [FEATURES.index("x_km"), FEATURES.index("y_km")]
 # From this many properties of one negotiation type valued together, building their features
@@ -344,6 +346,11 @@ class Valuer:
 
     # -- predicting -------------------------------------------------------------------------
 
+    def district(self, name: str) -> str:
+        """The known district ``name`` refers to, in the model's spelling (any case or accents;
+        ``UnknownDistrictError`` with the closest names otherwise)."""
+        return self.builder.resolve_district(name)
+
     def resolve(self, prop: Property) -> Property:
         """``prop`` with its district spelled as the model knows it (``UnknownDistrictError``)."""
         if prop.negotiation not in self.boosters:
@@ -563,10 +570,8 @@ class Valuer:
         :meth:`unknown_districts` to explain them)."""
         known = ~self.unknown_districts(frame)
         rows = frame[known]
-        rows = rows.assign(
-            **{data.DISTRICT: [self.builder.folded_[data.fold(d)] for d in rows[data.DISTRICT]]}
-        )
-        found = training.estimate(
+        rows = rows.assign(**{data.DISTRICT: [self.district(d) for d in rows[data.DISTRICT]]})
+        found = predict.estimate(
             self.builder, self.boosters, self.calibrations, rows, self.metadata["params"]
         )
         out = {k: np.full(len(frame), np.nan) for k in found}
@@ -584,13 +589,8 @@ class Valuer:
         """Prices and their ranges at ``level`` (low, high) for validated listings."""
         level = ranges.check_level(level)
         est = self.estimate_frame(frame)
-        low, high = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
         negotiation = frame[data.NEGOTIATION].to_numpy()
-        for n, calibration in self.calibrations.items():
-            m = (negotiation == n) & np.isfinite(est["price"])
-            low[m], high[m] = calibration.bounds(
-                est["log_median"][m], est["sigma"][m], est["price"][m], level, est["klass"][m]
-            )
+        low, high = predict.bounds(negotiation, est, self.calibrations, level)
         return est["price"], low, high
 
     def seen(self, frame: pd.DataFrame) -> np.ndarray | None:
@@ -600,16 +600,6 @@ class Valuer:
             return None
         found: np.ndarray = np.isin(data.fingerprints_unsorted(frame), self.fingerprints)
         return found
-
-    def pattern_metrics(self, frame: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
-        """Labelled, validated listings of known districts valued from each field set a person
-        may give (see :func:`imovsp.training.pattern_metrics`)."""
-        rows = frame.assign(
-            **{data.DISTRICT: [self.builder.folded_[data.fold(d)] for d in frame[data.DISTRICT]]}
-        )
-        return training.pattern_metrics(
-            self.builder, self.boosters, self.calibrations, rows, self.metadata["params"]
-        )
 
     def unknown_districts(self, frame: pd.DataFrame) -> np.ndarray:
         """Boolean mask of rows whose district the model does not know."""

@@ -1,0 +1,75 @@
+"""The layers import one way (docs/architecture.md): a test of the source, not of behaviour."""
+
+from __future__ import annotations
+
+import ast
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(str(resources.files("imovsp")))
+
+# The model layer: what a valuation needs, from a listing's fields to a price, its range,
+# reasons and comparables, and the artifact it is saved in.
+MODEL = (
+    "artifact",
+    "comparables",
+    "data",
+    "drift",
+    "ensemble",
+    "explain",
+    "features",
+    "geo",
+    "metrics",
+    "predict",
+    "price_index",
+    "ranges",
+    "single_row",
+    "valuer",
+)
+# What no module of the model layer may import; prediction never imports fitting or scoring.
+ABOVE_MODEL = ("imovsp.api", "imovsp.web", "imovsp.cli", "imovsp.monitoring", "imovsp.batch")
+FITTING = ("imovsp.training", "imovsp.evaluation")
+
+
+def imports(module: str) -> set[str]:
+    """The imovsp modules ``module`` imports at run time (``if TYPE_CHECKING:`` blocks and
+    imports inside functions count too: only type-checking ones are left out)."""
+    tree = ast.parse((PACKAGE / f"{module.replace('.', '/')}.py").read_text(encoding="utf-8"))
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            skip.update(id(n) for child in node.body for n in ast.walk(child))
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("imovsp"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("imovsp"):
+            found.add(node.module)
+            if node.module == "imovsp":
+                found.update(f"imovsp.{a.name}" for a in node.names)
+    return found
+
+
+def reaches(found: set[str], prefixes: tuple[str, ...]) -> set[str]:
+    return {m for m in found if any(m == p or m.startswith(f"{p}.") for p in prefixes)}
+
+
+@pytest.mark.parametrize("module", MODEL)
+def test_the_model_layer_imports_nothing_above_it(module: str) -> None:
+    assert not reaches(imports(module), ABOVE_MODEL), module
+
+
+@pytest.mark.parametrize("module", MODEL)
+def test_prediction_does_not_import_fitting_or_evaluation(module: str) -> None:
+    assert not reaches(imports(module), FITTING), module
+
+
+def test_the_walk_sees_what_it_must() -> None:
+    # The checks above would pass on a walk that found nothing.
+    assert "imovsp.predict" in imports("valuer")
+    assert "imovsp.training" not in imports("valuer")  # only under TYPE_CHECKING there
+    assert {"imovsp.evaluation", "imovsp.predict"} <= imports("training")

@@ -73,3 +73,17 @@ def test_the_walk_sees_what_it_must() -> None:
     assert "imovsp.predict" in imports("valuer")
     assert "imovsp.training" not in imports("valuer")  # only under TYPE_CHECKING there
     assert {"imovsp.evaluation", "imovsp.predict"} <= imports("training")
+
+
+def test_nothing_above_the_model_reads_the_valuers_feature_builder() -> None:
+    # The Valuer is the model layer's one entry point: districts, the plain flat, the places
+    # and typical bands come from it, never from valuer.builder's fitted attributes.
+    inside = {f"{m}.py" for m in (*MODEL, "training", "evaluation", "synthetic")}
+    readers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).as_posix() in inside:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(n, ast.Attribute) and n.attr == "builder" for n in ast.walk(tree)):
+            readers.append(path.relative_to(PACKAGE).as_posix())
+    assert readers == []

@@ -547,6 +547,19 @@ class FeatureBuilder:
                 out[name] = round(float(value))
         return out
 
+    def typical_bands(self) -> list[tuple[float, float | None, dict[str, float | bool]]]:
+        """Per size band: (from m², to m² or ``None``, :data:`TYPICAL` medians with the condo
+        fee per m² and the flags as booleans)."""
+        out = []
+        for b, row in enumerate(self.typical_.tolist()):
+            values = {
+                name: bool(value) if name in FLAGS else float(value)
+                for name, value in zip(TYPICAL, row, strict=True)
+            }
+            upper = SIZE_BINS[b + 1]
+            out.append((SIZE_BINS[b], None if math.isinf(upper) else upper, values))
+        return out
+
     def _index_districts(self) -> None:
         self.codes_ = {name: i for i, name in enumerate(self.districts_)}
         self.folded_ = {data.fold(name): name for name in self.districts_}

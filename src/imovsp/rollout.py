@@ -15,7 +15,6 @@ from pathlib import Path
 
 from imovsp import artifact
 from imovsp.artifact import ArtifactError
-from imovsp.features import Property
 from imovsp.valuer import Valuer
 
 
@@ -35,10 +34,9 @@ class Change:
 def smoke_test(valuer: Valuer) -> None:
     """Value a plain flat of each negotiation type; ``ArtifactError`` unless each price is a
     finite positive number."""
-    district = valuer.builder.districts_[0]
     for negotiation in valuer.negotiations:
         try:
-            price = valuer.predict_one(Property(negotiation, district, 60.0, 2, 1, 0, 1))
+            price = valuer.predict_one(valuer.plain_flat(negotiation))
         except Exception as exc:  # any failure means the model cannot serve
             raise ArtifactError(f"{valuer.path} fails to value a plain flat: {exc}") from None
         if not (math.isfinite(price) and price > 0):

@@ -176,6 +176,32 @@ class Valuer:
     def negotiations(self) -> tuple[str, ...]:
         return tuple(self.boosters)
 
+    @property
+    def districts(self) -> tuple[str, ...]:
+        """The districts the model knows, in its spelling, sorted."""
+        return tuple(self.builder.districts_)
+
+    def plain_flat(self, negotiation: str | None = None) -> Property:
+        """A plain flat (60 m², 2 rooms, 1 toilet, no suite, 1 parking space) in the first
+        known district: what readiness probes, smoke tests and canaries ask the model to
+        value (``negotiation``: the model's first type if not given)."""
+        return Property(negotiation or self.negotiations[0], self.districts[0], 60.0, 2, 1, 0, 1)
+
+    def district_places(self) -> list[tuple[str, float, float, dict[str, float | None]]]:
+        """Per known district: its name, the point (lat, lon) a valuation without coordinates
+        is placed at, and the median listed price per m² of the listings that stand in it, per
+        negotiation type (``None``: none)."""
+        builder, out = self.builder, []
+        for name, (lat, lon) in zip(builder.districts_, builder.centroids_.tolist(), strict=True):
+            prices = {n: builder.district_price_m2(name, n) for n in data.NEGOTIATIONS}
+            out.append((name, lat, lon, prices))
+        return out
+
+    def typical_bands(self) -> list[tuple[float, float | None, dict[str, float | bool]]]:
+        """What is usual per size band of the training listings: (from m², to m² or ``None``,
+        the medians of the counts, the condo fee per m², the usual flags)."""
+        return self.builder.typical_bands()
+
     # -- building ---------------------------------------------------------------------------
 
     @classmethod

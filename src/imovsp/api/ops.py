@@ -18,9 +18,8 @@ router = APIRouter(tags=["operations"])
 
 
 def canary(valuer: Valuer) -> Property:
-    """A plain flat in the first known district: what readiness asks the model to value."""
-    district = valuer.builder.districts_[0]
-    return Property(valuer.negotiations[0], district, 60.0, 2, 1, 0, 1)
+    """What readiness asks the model to value: its plain flat."""
+    return valuer.plain_flat()
 
 
 @router.get("/healthz", summary="Liveness")

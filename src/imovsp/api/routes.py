@@ -31,7 +31,7 @@ from imovsp.api.schemas import (
     ValuationOut,
 )
 from imovsp.as_of import AsOf
-from imovsp.features import FLAGS, SIZE_BINS, TYPICAL
+from imovsp.features import TYPICAL
 from imovsp.monitoring.recorder import Recorder
 from imovsp.valuer import Valuation, Valuer
 
@@ -222,17 +222,16 @@ async def create_batch(request: Request, settings: SettingsDep) -> Response:
 
 def model_card(valuer: Valuer) -> dict[str, Any]:
     meta = valuer.metadata
-    bands = [*SIZE_BINS[:-1], None]
     typical = []
-    for b, row in enumerate(valuer.builder.typical_):
-        band: dict[str, Any] = {"size_from_m2": bands[b], "size_to_m2": bands[b + 1]}
-        for name, value in zip(TYPICAL, row, strict=True):
+    for low, high, values in valuer.typical_bands():
+        band: dict[str, Any] = {"size_from_m2": low, "size_to_m2": high}
+        for name, value in values.items():
             if name == "condo_fee":
                 band["condo_fee_per_m2"] = round(float(value), 2)
-            elif name in FLAGS:
-                band[name] = bool(value)
+            elif isinstance(value, bool):
+                band[name] = value
             else:
-                band[name] = round(float(value))
+                band[name] = round(value)
         typical.append(band)
     return {
         "version": valuer.version,
@@ -261,16 +260,14 @@ async def get_model(valuer: ValuerDep, request: Request) -> Response:
 
 
 def districts(valuer: Valuer) -> dict[str, Any]:
-    builder = valuer.builder
     out = []
-    for name, (lat, lon) in zip(builder.districts_, builder.centroids_, strict=True):
-        prices = {n: builder.district_price_m2(name, n) for n in data.NEGOTIATIONS}
+    for name, lat, lon, prices in valuer.district_places():
         rounded = {n: None if p is None else round(p, 2) for n, p in prices.items()}
         out.append(
             {
                 "name": name,
-                "latitude": round(float(lat), 6),
-                "longitude": round(float(lon), 6),
+                "latitude": round(lat, 6),
+                "longitude": round(lon, 6),
                 "median_price_m2": rounded,
             }
         )

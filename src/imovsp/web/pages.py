@@ -133,7 +133,7 @@ def render(template: str, **context: Any) -> HTMLResponse:
 @router.get("/", response_class=HTMLResponse, summary="The valuation page")
 async def valuation_page(valuer: ValuerDep, request: Request) -> HTMLResponse:
     """The form that values an apartment (``POST /`` stays the old API's)."""
-    names = sorted(valuer.builder.districts_, key=sort_key)
+    names = sorted(valuer.districts, key=sort_key)
     months = months_config(price_index(request), valuer.data_month)
     city = city_map(frozenset(names))
     return render(

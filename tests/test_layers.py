@@ -87,3 +87,15 @@ def test_nothing_above_the_model_reads_the_valuers_feature_builder() -> None:
         if any(isinstance(n, ast.Attribute) and n.attr == "builder" for n in ast.walk(tree)):
             readers.append(path.relative_to(PACKAGE).as_posix())
     assert readers == []
+
+
+def test_the_cli_has_one_error_type() -> None:
+    # One way a user's mistake ends (one line, exit code 2): cli.common.UserError.
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                "ClickException" in ast.unparse(base) for base in node.bases
+            ):
+                found.append(f"{path.relative_to(PACKAGE).as_posix()}:{node.name}")
+    assert found == ["cli/common.py:UserError"]

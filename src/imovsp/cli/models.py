@@ -14,8 +14,8 @@ import click
 
 from imovsp import artifact
 from imovsp.artifact import ArtifactError
+from imovsp.cli.common import UserError, settings_of
 from imovsp.price_index import DEFAULT_DATA_MONTH
-from imovsp.settings import Settings
 
 if TYPE_CHECKING:
     from imovsp import rollout  # loads a model to check it: imported by the commands that do
@@ -27,17 +27,10 @@ models_dir_option = click.option(
 )
 
 
-class RefusedError(click.ClickException):
-    """A version that cannot be made current: one line, exit code 2."""
-
-    exit_code = 2
-
-
 def _directory(ctx: click.Context, models_dir: Path | None) -> Path:
     if models_dir is not None:
         return models_dir
-    settings: Settings = ctx.find_root().obj
-    return settings.models_dir
+    return settings_of(ctx.find_root()).models_dir
 
 
 @click.group(invoke_without_command=True)
@@ -102,7 +95,7 @@ def promote(ctx: click.Context, version: str, models_dir: Path | None) -> None:
     try:
         _report(rollout.promote(_target(ctx, models_dir), version))
     except (ArtifactError, OSError) as exc:
-        raise RefusedError(f"refused: {exc}") from None
+        raise UserError(f"refused: {exc}") from None
 
 
 @models.command()
@@ -115,7 +108,7 @@ def rollback(ctx: click.Context, models_dir: Path | None) -> None:
     try:
         _report(rollout.rollback(_target(ctx, models_dir)))
     except (ArtifactError, OSError) as exc:
-        raise RefusedError(f"refused: {exc}") from None
+        raise UserError(f"refused: {exc}") from None
 
 
 @models.command()

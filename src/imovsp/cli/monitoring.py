@@ -12,24 +12,10 @@ from typing import Any, NoReturn
 
 import click
 
+from imovsp.cli.common import fail, settings_of
 from imovsp.settings import Settings
 
 EXIT_ALERT = 1
-
-
-class UserError(click.ClickException):
-    """A mistake in what the user asked for: one line, exit code 2."""
-
-    exit_code = 2
-
-
-def fail(message: str) -> NoReturn:
-    raise UserError(message)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings: Settings = ctx.obj
-    return settings
 
 
 def _store(settings: Settings) -> Any:
@@ -61,7 +47,7 @@ def upgrade(ctx: click.Context) -> None:
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    store = _store(_settings(ctx))
+    store = _store(settings_of(ctx))
     try:
         before = store.revision()
         store.upgrade()
@@ -102,7 +88,7 @@ def prune(ctx: click.Context, older_than: str, with_feedback: bool, dry_run: boo
         before = parse_since(older_than, datetime.now(UTC).replace(tzinfo=None), "--older-than")
     except ValueError as exc:
         fail(str(exc))
-    store = _store(_settings(ctx))
+    store = _store(settings_of(ctx))
 
     def progress(deleted: int) -> None:
         click.echo(f"  {deleted:,} deleted", err=True)
@@ -155,7 +141,7 @@ def monitor(
     from imovsp.monitoring import monitor as judge
     from imovsp.monitoring import page
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
         start = judge.parse_since(since, now)

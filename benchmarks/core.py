@@ -58,7 +58,7 @@ def main() -> None:
     if args.model is None:
         result = training.train(frame, seed=42)
         train_seconds = time.perf_counter() - started
-        valuer = Valuer.from_training(
+        valuer = training.to_valuer(
             result,
             data_sha256=data.file_sha256(args.data),
             data_report=report,

@@ -115,7 +115,7 @@ def main() -> None:
         for name in VARIANTS:
             rows = variant(train_rows, name, args.far_km)
             result = training.train(rows, seed=seed, folds=args.folds, compare_seed=False)
-            valuer = Valuer.from_training(
+            valuer = training.to_valuer(
                 result, data_sha256=sha, data_report=report, source=str(args.data)
             )
             found = evaluate(valuer, test_rows, far_test)

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from imovsp import data, training
-from imovsp.features import FeatureBuilder, frame_columns
+from imovsp.builder import FeatureBuilder
+from imovsp.features import frame_columns
 from imovsp.settings import DEV_DATA
 
 # Per (negotiation, labels...): (MAPE, median APE, trees) of each split.

@@ -56,7 +56,7 @@ def models_dir(
     """A models directory holding one saved, current model trained on the synthetic file."""
     directory = tmp_path_factory.mktemp("models")
     _, report = data.load_training_data(listings_csv)
-    valuer = Valuer.from_training(
+    valuer = training.to_valuer(
         trained,
         data_sha256=data.file_sha256(listings_csv),
         data_report=report,

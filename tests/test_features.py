@@ -9,14 +9,8 @@ import pandas as pd
 import pytest
 
 from imovsp import data, geo, training
-from imovsp.features import (
-    FEATURES,
-    FeatureBuilder,
-    Property,
-    UnknownDistrictError,
-    frame_columns,
-    project,
-)
+from imovsp.builder import FeatureBuilder
+from imovsp.features import FEATURES, Property, UnknownDistrictError, frame_columns, project
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
 

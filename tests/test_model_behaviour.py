@@ -21,7 +21,7 @@ BASE = Property("sale", "Vila Mariana", 80, 2, 2, 1, 1, condo_fee=700, elevator=
 def real_valuer(real_data: Path) -> Valuer:
     frame, report = data.load_training_data(real_data)
     result = training.train(frame, seed=42, compare_seed=False)
-    return Valuer.from_training(
+    return training.to_valuer(
         result, data_sha256=data.file_sha256(real_data), data_report=report, source=str(real_data)
     )
 

@@ -9,13 +9,8 @@ import pandas as pd
 import pytest
 
 from imovsp import data
-from imovsp.features import (
-    Property,
-    UnknownDistrictError,
-    column_properties,
-    frame_columns,
-    median_rows,
-)
+from imovsp.features import Property, UnknownDistrictError, column_properties, frame_columns
+from imovsp.neighbours import median_rows
 from imovsp.single_row import SingleRowPredictor
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import ROWS_TOGETHER, Valuer

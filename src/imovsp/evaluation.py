@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from imovsp import data, ranges
+from imovsp.builder import FeatureBuilder
 from imovsp.ensemble import Routed
-from imovsp.features import FIELD_SETS, OPTIONAL, FeatureBuilder, frame_columns, mask
+from imovsp.features import FIELD_SETS, OPTIONAL, frame_columns, mask
 from imovsp.predict import bounds, estimate
 
 if TYPE_CHECKING:

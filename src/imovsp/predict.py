@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from imovsp import ranges
+from imovsp.builder import FeatureBuilder
 from imovsp.ensemble import Routed
-from imovsp.features import FeatureBuilder, calibration_classes, frame_columns, listed_columns
+from imovsp.features import calibration_classes, frame_columns, listed_columns
 
 
 def estimate(

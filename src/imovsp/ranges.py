@@ -23,6 +23,7 @@ Any level from :data:`MIN_LEVEL` to :data:`MAX_LEVEL` is answered from the store
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,52 @@ class Calibration:
     typical_sigma: float
     classes: dict[int, ClassScores] = field(default_factory=dict)
     _ends: dict[tuple[int, float], tuple[float, float]] = field(default_factory=dict, repr=False)
+
+    def arrays(self, negotiation: str) -> dict[str, np.ndarray]:
+        """The scores as the artifact keeps them: the pooled ones, and each class's one after
+        another with the classes' counts and typical sigmas (the spread model and the floors
+        are saved apart)."""
+        klasses = sorted(self.classes)
+        return {
+            f"{negotiation}_range_signed_scores": self.scores,
+            f"{negotiation}_range_classes": np.array(
+                [[k, len(self.classes[k].scores)] for k in klasses], dtype=np.int64
+            ).reshape(-1, 2),
+            f"{negotiation}_range_class_scores": np.concatenate(
+                [self.classes[k].scores for k in klasses] or [np.empty(0)]
+            ),
+            f"{negotiation}_range_class_sigma": np.array(
+                [self.classes[k].typical_sigma for k in klasses], dtype=float
+            ),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        spread: lgb.Booster,
+        meta: dict[str, Any],
+        arrays: Mapping[str, np.ndarray],
+        negotiation: str,
+    ) -> Calibration:
+        """The calibration of ``negotiation`` as saved (:meth:`arrays`, and the artifact's
+        ``ranges`` metadata for the floor and typical sigma)."""
+        table = np.asarray(arrays[f"{negotiation}_range_classes"], dtype=np.int64).reshape(-1, 2)
+        scores = np.asarray(arrays[f"{negotiation}_range_class_scores"], dtype=float)
+        sigmas = np.asarray(arrays[f"{negotiation}_range_class_sigma"], dtype=float)
+        if int(table[:, 1].sum()) != len(scores) or len(sigmas) != len(table):
+            raise ValueError(f"the {negotiation} range classes do not match their scores")
+        ends = np.cumsum(table[:, 1])
+        classes = {
+            int(k): ClassScores(scores[end - count : end], float(sigma))
+            for (k, count), end, sigma in zip(table.tolist(), ends.tolist(), sigmas, strict=True)
+        }
+        return cls(
+            spread,
+            np.asarray(arrays[f"{negotiation}_range_signed_scores"], dtype=float),
+            float(meta["sigma_floor"][negotiation]),
+            float(meta["typical_sigma"][negotiation]),
+            classes,
+        )
 
     def sigma(self, x: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
         predicted = self.spread.predict(x, num_threads=num_threads)

@@ -18,10 +18,13 @@ The protocol, for every ``imovsp train``:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import lightgbm as lgb
@@ -29,8 +32,10 @@ import numpy as np
 import pandas as pd
 
 from imovsp import comparables, data, drift, ensemble, ranges
+from imovsp.builder import FeatureBuilder
 from imovsp.comparables import ComparableIndex
-from imovsp.ensemble import MASKED, Ensemble, Routed
+from imovsp.data import DataReport
+from imovsp.ensemble import MASKED, MEMBERS, Ensemble, Routed
 from imovsp.evaluation import pattern_metrics, range_metrics, seed_predictions, with_ranges
 from imovsp.features import (
     CATEGORICAL,
@@ -38,7 +43,6 @@ from imovsp.features import (
     FIELD_SETS,
     GROUPS,
     OPTIONAL,
-    FeatureBuilder,
     calibration_classes,
     frame_columns,
     listed_columns,
@@ -47,6 +51,9 @@ from imovsp.features import (
 )
 from imovsp.metrics import by_negotiation
 from imovsp.predict import estimate
+from imovsp.price_index import DEFAULT_DATA_MONTH
+from imovsp.ranges import DEFAULT_LEVEL
+from imovsp.valuer import Valuer
 
 # scikit-learn (the splits) is imported inside the function that splits: a server worker never
 # loads it (see imovsp.api.server), ~60 MB less per worker.
@@ -384,6 +391,70 @@ def train(
         test_table,
         reference=reference,
         fingerprints=data.fingerprints(frame),
+    )
+
+
+def to_valuer(
+    result: TrainResult,
+    *,
+    data_sha256: str,
+    data_report: DataReport,
+    source: str,
+    data_month: str | None = None,
+    price_index: dict[str, Any] | None = None,
+) -> Valuer:
+    """The Valuer of a training run, to save. ``data_month`` (``YYYY-MM``) is the month whose
+    money its prices are in (the listings' month, or the base month they were brought to by
+    ``price_index``, described as in :meth:`imovsp.price_index.PriceIndex.describe`)."""
+    created = datetime.now(UTC).replace(microsecond=0)
+    fingerprint = json.dumps([data_sha256, result.params], sort_keys=True, default=str)
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:8]
+    feature_meta, _ = result.builder.state()
+    metadata = {
+        "version": f"{created:%Y%m%dT%H%M%SZ}-{digest}",
+        "created_at": created.isoformat().replace("+00:00", "Z"),
+        "data": {
+            "source": source,
+            "sha256": data_sha256,
+            "rows": data_report.rows_kept,
+            "report": data_report.to_dict(),
+            "month": data_month or data_report.base_month or DEFAULT_DATA_MONTH,
+            **({"price_index": price_index} if price_index else {}),
+        },
+        "negotiations": list(result.boosters),
+        "feature_schema": feature_meta,
+        "target": "log(price)",
+        "members": {
+            suffix or "tuned": {"target": target, "params": extra, "trees_factor": factor}
+            for suffix, extra, factor, target in MEMBERS
+        },
+        "params": result.params,
+        "cv": result.cv,
+        "metrics": result.metrics,
+        "ranges": {
+            "method": "normalised split-conformal on out-of-fold residuals of the train rows"
+            " and their masked copies (signed scores: the misses are shared between the two"
+            " sides), calibrated per class of fields given (Mondrian)",
+            "classes": {
+                "groups": list(GROUPS),
+                "min_rows": ranges.MIN_CLASS_ROWS,
+            },
+            "default_level": DEFAULT_LEVEL,
+            "levels": [ranges.MIN_LEVEL, ranges.MAX_LEVEL],
+            "sigma_floor": {n: c.floor for n, c in result.calibrations.items()},
+            "typical_sigma": {n: c.typical_sigma for n, c in result.calibrations.items()},
+        },
+    }
+    if result.reference is not None:
+        metadata["reference"] = result.reference.state()[0]
+    return Valuer(
+        result.builder,
+        result.boosters,
+        metadata,
+        calibrations=result.calibrations,
+        listings=result.comparables,
+        reference=result.reference,
+        fingerprints=result.fingerprints,
     )
 
 

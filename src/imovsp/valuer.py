@@ -7,15 +7,12 @@ request the reasons (see :mod:`imovsp.explain`) and comparable listings (see
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -23,25 +20,22 @@ import pandas as pd
 
 from imovsp import artifact, comparables, data, explain, predict, ranges
 from imovsp.artifact import Artifact, ArtifactError
+from imovsp.builder import FeatureBuilder
 from imovsp.comparables import MAX_COMPARABLES, ComparableIndex
-from imovsp.data import DataReport
 from imovsp.drift import Reference
-from imovsp.ensemble import MASKED, MEMBERS, SIZE, Ensemble, Routed, routed_names
-from imovsp.features import (
-    FEATURES,
-    GROUPS,
-    N_CLASSES,
-    FeatureBuilder,
-    Property,
-    calibration_class,
-    property_columns,
-)
+from imovsp.ensemble import MASKED, SIZE, Ensemble, Routed, routed_names
+from imovsp.features import FEATURES, Property, calibration_class, property_columns
 from imovsp.price_index import DEFAULT_DATA_MONTH
-from imovsp.ranges import DEFAULT_LEVEL, Calibration, ClassScores
+from imovsp.ranges import DEFAULT_LEVEL, Calibration
 from imovsp.single_row import SingleRowPredictor
 
-if TYPE_CHECKING:  # training imports this module's layer, never the reverse
-    from imovsp.training import TrainResult
+# The answer types are the model layer's too: callers import them from here, with the Valuer.
+from imovsp.valuation import SHARPEN_POINTS as SHARPEN_POINTS
+from imovsp.valuation import Comparable as Comparable
+from imovsp.valuation import Reason as Reason
+from imovsp.valuation import Sharpen as Sharpen
+from imovsp.valuation import Valuation as Valuation
+from imovsp.valuation import sharpen
 
 XY = [FEATURES.index("x_km"), FEATURES.index("y_km")]
 # From this many properties of one negotiation type valued together, building their features
@@ -49,91 +43,11 @@ XY = [FEATURES.index("x_km"), FEATURES.index("y_km")]
 # sale listings of the dev data in groups of 1 / 4 / 6 / 8 / 64 (dev model, one thread):
 # row by row 354 / 306 / 323 / 311 / 266 µs, as one matrix 688 / 387 / 306 / 267 / 175 µs.
 ROWS_TOGETHER = 6
-# A hint names a group of fields only when giving it would narrow the range by this many points
-# of the price or more ("±22% instead of ±23%" is worth saying; "±23% instead of ±23%" is not).
-SHARPEN_POINTS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """What moved a price relative to the typical apartment (filled when asked to explain)."""
-
-    feature: str  # e.g. "size_m2", or "location" for the district and coordinates together
-    value: str  # the property's value of it, readable, e.g. "130 m²"
-    effect_pct: float  # multiplicative effect in percent: +38.0 means x1.38
-    effect_brl: float  # the same effect in BRL
-
-
-@dataclass(frozen=True, slots=True)
-class Comparable:
-    """A similar listing of the training data (filled when comparables are asked for)."""
-
-    price: float
-    price_m2: float
-    distance_km: float  # on the map, from the property valued
-    district: str
-    size_m2: float
-    rooms: int
-    toilets: int
-    suites: int
-    parking: int
-    latitude: float
-    longitude: float
-    condo_fee: float | None  # None: not given in the listing
-    elevator: bool
-    furnished: bool
-    swimming_pool: bool
-    new: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Sharpen:
-    """A group of fields not given, and what the range would become with it."""
-
-    fields: tuple[str, ...]  # e.g. ("location",) or ("toilets", "suites")
-    width_pct: float  # the range's width, (high - low) / price in percent, with them given
-
-    def message(self, width_now: float | None) -> str:
-        """e.g. ``give location: ±14% instead of ±23%`` (half the width either side)."""
-        now = "" if width_now is None else f" instead of ±{width_now / 2:.0f}%"
-        return f"give {', '.join(self.fields)}: ±{self.width_pct / 2:.0f}%{now}"
-
-
-@dataclass(frozen=True, slots=True)
-class Valuation:
-    """One property valued: the price and everything said about it.
-
-    Optional parts stay ``None`` until asked for (or until the model supports them), so that
-    interfaces can render any of them without changing shape.
-    """
-
-    property: Property  # as understood: known district spelling; None for fields not given
-    price: float  # BRL; a monthly rent for rentals
-    model_version: str
-    not_given: tuple[str, ...] = ()  # optional fields priced as unknown (features.OPTIONAL)
-    # What is usual for a flat of this size, for the fields not given: context, never priced.
-    typical: dict[str, float | bool] | None = None
-    location_estimated: bool = False
-    price_m2: float = 0.0
-    district_median_price_m2: float | None = None
-    level: float | None = None  # the range's nominal coverage, e.g. 0.8
-    price_low: float | None = None
-    price_high: float | None = None
-    baseline: float | None = None  # the typical apartment's price that reasons start from
-    reasons: tuple[Reason, ...] | None = None
-    comparables: tuple[Comparable, ...] | None = None
-    # The groups of fields not given that would narrow the range, narrowest first.
-    sharpen: tuple[Sharpen, ...] = ()
-
-    def width_pct(self) -> float | None:
-        """The range's width, (high - low) / price, in percent."""
-        if self.price_low is None or self.price_high is None:
-            return None
-        return 100 * (self.price_high - self.price_low) / self.price
 
 
 class Valuer:
-    """Predicts prices from a trained model. Build with :meth:`load` or :meth:`from_training`."""
+    """Predicts prices from a trained model. Build with :meth:`load` or
+    :func:`imovsp.training.to_valuer`."""
 
     def __init__(
         self,
@@ -204,71 +118,6 @@ class Valuer:
 
     # -- building ---------------------------------------------------------------------------
 
-    @classmethod
-    def from_training(
-        cls,
-        result: TrainResult,
-        *,
-        data_sha256: str,
-        data_report: DataReport,
-        source: str,
-        data_month: str | None = None,
-        price_index: dict[str, Any] | None = None,
-    ) -> Valuer:
-        """A Valuer of a training run. ``data_month`` (``YYYY-MM``) is the month whose money
-        its prices are in (the listings' month, or the base month they were brought to by
-        ``price_index``, described as in :meth:`imovsp.price_index.PriceIndex.describe`)."""
-        created = datetime.now(UTC).replace(microsecond=0)
-        fingerprint = json.dumps([data_sha256, result.params], sort_keys=True, default=str)
-        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:8]
-        feature_meta, _ = result.builder.state()
-        metadata = {
-            "version": f"{created:%Y%m%dT%H%M%SZ}-{digest}",
-            "created_at": created.isoformat().replace("+00:00", "Z"),
-            "data": {
-                "source": source,
-                "sha256": data_sha256,
-                "rows": data_report.rows_kept,
-                "report": data_report.to_dict(),
-                "month": data_month or data_report.base_month or DEFAULT_DATA_MONTH,
-                **({"price_index": price_index} if price_index else {}),
-            },
-            "negotiations": list(result.boosters),
-            "feature_schema": feature_meta,
-            "target": "log(price)",
-            "members": {
-                suffix or "tuned": {"target": target, "params": extra, "trees_factor": factor}
-                for suffix, extra, factor, target in MEMBERS
-            },
-            "params": result.params,
-            "cv": result.cv,
-            "metrics": result.metrics,
-            "ranges": {
-                "method": "normalised split-conformal on out-of-fold residuals of the train rows"
-                " and their masked copies (signed scores: the misses are shared between the two"
-                " sides), calibrated per class of fields given (Mondrian)",
-                "classes": {
-                    "groups": list(GROUPS),
-                    "min_rows": ranges.MIN_CLASS_ROWS,
-                },
-                "default_level": DEFAULT_LEVEL,
-                "levels": [ranges.MIN_LEVEL, ranges.MAX_LEVEL],
-                "sigma_floor": {n: c.floor for n, c in result.calibrations.items()},
-                "typical_sigma": {n: c.typical_sigma for n, c in result.calibrations.items()},
-            },
-        }
-        if result.reference is not None:
-            metadata["reference"] = result.reference.state()[0]
-        return cls(
-            result.builder,
-            result.boosters,
-            metadata,
-            calibrations=result.calibrations,
-            listings=result.comparables,
-            reference=result.reference,
-            fingerprints=result.fingerprints,
-        )
-
     def to_artifact(self) -> Artifact:
         _, arrays = self.builder.state()
         arrays.update(comparables.state(self.listings))
@@ -284,18 +133,7 @@ class Valuer:
         }
         for n, calibration in self.calibrations.items():
             models[f"{n}-spread"] = calibration.spread.model_to_string()
-            arrays[f"{n}_range_signed_scores"] = calibration.scores
-            # Each calibration class's own scores, one after another, and their counts.
-            klasses = sorted(calibration.classes)
-            arrays[f"{n}_range_classes"] = np.array(
-                [[k, len(calibration.classes[k].scores)] for k in klasses], dtype=np.int64
-            ).reshape(-1, 2)
-            arrays[f"{n}_range_class_scores"] = np.concatenate(
-                [calibration.classes[k].scores for k in klasses] or [np.empty(0)]
-            )
-            arrays[f"{n}_range_class_sigma"] = np.array(
-                [calibration.classes[k].typical_sigma for k in klasses], dtype=float
-            )
+            arrays.update(calibration.arrays(n))
         return Artifact(metadata=self.metadata, models=models, arrays=arrays)
 
     def save(self, models_dir: Path, *, make_current: bool = True) -> Path:
@@ -318,7 +156,9 @@ class Valuer:
             if missing:
                 raise ArtifactError(f"{path} has no range model {', '.join(missing)}")
             calibrations = {
-                n: _calibration(models[f"{n}-spread"], meta["ranges"], art.arrays, n)
+                n: ranges.Calibration.from_state(
+                    models[f"{n}-spread"], meta["ranges"], art.arrays, n
+                )
                 for n in negotiations
             }
             listings = comparables.from_state(art.arrays)
@@ -502,7 +342,7 @@ class Valuer:
                     model_version=self.version,
                     not_given=not_given,
                     typical=self.typical(prop.size_m2, not_given) if not_given else None,
-                    sharpen=_sharpen(calibration, spreads[j], level, klass, not_given, scale),
+                    sharpen=sharpen(calibration, spreads[j], level, klass, not_given, scale),
                     location_estimated=prop.latitude is None or prop.longitude is None,
                     price_m2=price / prop.size_m2,
                     district_median_price_m2=self.builder.district_price_m2(prop.district, n),
@@ -634,58 +474,6 @@ class Valuer:
         )
 
 
-def _sharpen(
-    calibration: Calibration,
-    spread: float,
-    level: float,
-    klass: int,
-    not_given: tuple[str, ...],
-    scale: float,
-) -> tuple[Sharpen, ...]:
-    """For each group of fields not given (see :data:`imovsp.features.GROUPS`), the width the
-    range would have with it given, where that is narrower by :data:`SHARPEN_POINTS` or more;
-    narrowest first."""
-    if not not_given:
-        return ()
-    sigma = max(spread, calibration.floor)
-    now = calibration.width(sigma, level, klass)
-    out = []
-    for bit, group in enumerate(GROUPS.values()):
-        if klass >> bit & 1:
-            continue
-        other = klass | 1 << bit
-        if other % N_CLASSES == N_CLASSES - 1:  # every field given: the listed ensemble's
-            other = calibration_class((), listed=True)
-        width = calibration.width_if(sigma, level, klass, other)
-        if 100 * (now - width) / scale >= SHARPEN_POINTS:
-            fields = tuple(f for f in group if f in not_given)
-            out.append(Sharpen(fields, round(100 * width / scale, 1)))
-    return tuple(sorted(out, key=lambda s: s.width_pct))
-
-
 def _on_one_thread(booster: lgb.Booster, x: np.ndarray) -> list[float]:
     out: list[float] = np.asarray(booster.predict(x, num_threads=1), dtype=np.float64).tolist()
     return out
-
-
-def _calibration(
-    spread: lgb.Booster, meta: dict[str, Any], arrays: Mapping[str, np.ndarray], negotiation: str
-) -> Calibration:
-    """The range calibration of ``negotiation`` as saved."""
-    table = np.asarray(arrays[f"{negotiation}_range_classes"], dtype=np.int64).reshape(-1, 2)
-    scores = np.asarray(arrays[f"{negotiation}_range_class_scores"], dtype=float)
-    sigmas = np.asarray(arrays[f"{negotiation}_range_class_sigma"], dtype=float)
-    if int(table[:, 1].sum()) != len(scores) or len(sigmas) != len(table):
-        raise ValueError(f"the {negotiation} range classes do not match their scores")
-    ends = np.cumsum(table[:, 1])
-    classes = {
-        int(k): ClassScores(scores[end - count : end], float(sigma))
-        for (k, count), end, sigma in zip(table.tolist(), ends.tolist(), sigmas, strict=True)
-    }
-    return Calibration(
-        spread,
-        np.asarray(arrays[f"{negotiation}_range_signed_scores"], dtype=float),
-        float(meta["sigma_floor"][negotiation]),
-        float(meta["typical_sigma"][negotiation]),
-        classes,
-    )

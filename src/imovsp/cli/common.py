@@ -90,7 +90,6 @@ def train_model(
     one in ``out``. Rows without a ``Month`` take ``data_month`` (default: the setting); prices
     are brought to ``base_month`` (default: the latest) by the price index first."""
     from imovsp import data, report, training
-    from imovsp.valuer import Valuer
 
     paths = [data_path] if isinstance(data_path, Path) else list(data_path)
     step = stepper()
@@ -106,7 +105,7 @@ def train_model(
     result = training.train(frame, seed=seed, compare_seed=compare_seed, progress=step)
     hashes = [data.file_sha256(p) for p in paths]
     several = len(data_report.months) > 1 or data_report.base_month not in data_report.months
-    valuer = Valuer.from_training(
+    valuer = training.to_valuer(
         result,
         data_sha256=hashes[0] if len(paths) == 1 else data.combined_sha256(hashes),
         data_report=data_report,

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from imovsp.cli.common import (
-    cli,
-    load_valuer,
-    model_option,
-    say,
-    settings_of,
-    user_errors,
-)
-
-if TYPE_CHECKING:
-    pass
+from imovsp.cli.common import cli, load_valuer, model_option, say, settings_of, user_errors
 
 
 @cli.command()

@@ -253,7 +253,7 @@ def test_evaluate_shows_the_rows_the_model_trained_on_apart(
 
 def test_hints_name_the_groups_whose_class_is_narrower_narrowest_first() -> None:
     from imovsp.features import GROUPS, calibration_class
-    from imovsp.valuer import _sharpen
+    from imovsp.valuation import sharpen
 
     scores = np.linspace(-1, 1, 401)
     none_given = calibration_class(OPTIONAL, listed=False)
@@ -274,7 +274,7 @@ def test_hints_name_the_groups_whose_class_is_narrower_narrowest_first() -> None
         typical_sigma=0.5,  # the pooled scores are wider than any class: none is used here
         classes=classes,
     )
-    hints = _sharpen(calibration, 0.40, 0.8, none_given, OPTIONAL, 1.0)
+    hints = sharpen(calibration, 0.40, 0.8, none_given, OPTIONAL, 1.0)
     assert [h.fields for h in hints] == [
         ("location",),
         ("rooms", "toilets", "suites", "parking"),
@@ -283,10 +283,10 @@ def test_hints_name_the_groups_whose_class_is_narrower_narrowest_first() -> None
     # Missing only the condo fee: giving it makes the flat fully described, the listed class.
     only_condo = calibration_class(("condo_fee",), listed=False)
     calibration.classes[only_condo] = ranges.ClassScores(scores, 0.30)
-    (hint,) = _sharpen(calibration, 0.30, 0.8, only_condo, ("condo_fee",), 1.0)
+    (hint,) = sharpen(calibration, 0.30, 0.8, only_condo, ("condo_fee",), 1.0)
     assert hint.fields == ("condo_fee",)
     assert hint.width_pct == round(100 * calibration.width(0.10, 0.8, full), 1)
-    assert _sharpen(calibration, 0.10, 0.8, full, (), 1.0) == ()
+    assert sharpen(calibration, 0.10, 0.8, full, (), 1.0) == ()
 
 
 def test_classes_of_whole_columns_equal_each_rows_class() -> None:

@@ -108,3 +108,20 @@ def test_centre_replaces_a_median_position_that_lies_in_another_part_of_the_city
     largo = (-23.5668, -46.6932)
     assert geo.centre("Pinheiros", near=largo) == largo  # a good median stays
     assert geo.centre("Atlantis") is None
+
+
+def test_one_point_is_inside_exactly_when_the_ray_cast_of_many_says_so() -> None:
+    # District.holds is contains() for one point without numpy: the same answer for points
+    # all over each district's box, on its vertices and on the middles of its edges.
+    rng = np.random.default_rng(11)
+    for d in geography().districts:
+        lon_min, lat_min, lon_max, lat_max = d.box
+        middles = (d.ring[:-1] + d.ring[1:]) / 2
+        lat = np.concatenate(
+            [rng.uniform(lat_min - 0.01, lat_max + 0.01, 400), d.ring[:, 1], middles[:, 1]]
+        )
+        lon = np.concatenate(
+            [rng.uniform(lon_min - 0.01, lon_max + 0.01, 400), d.ring[:, 0], middles[:, 0]]
+        )
+        one_by_one = [d.holds(a, b) for a, b in zip(lat.tolist(), lon.tolist(), strict=True)]
+        assert one_by_one == d.contains(lat, lon).tolist(), d.official

@@ -117,18 +117,6 @@ def log_access(fields: dict[str, Any]) -> None:
             out.flush()
 
 
-def configure_logging(*, access_log: bool) -> None:
-    """Every imovsp log line as JSON on stdout (the way PaaS platforms collect logs)."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonLines())
-    for name in ("imovsp", "uvicorn", "uvicorn.error"):
-        log = logging.getLogger(name)
-        log.handlers[:] = [handler]
-        log.propagate = False
-        log.setLevel(logging.INFO)
-    access_logger.disabled = not access_log
-
-
 def _json_error(status: int, detail: str, request_id: str) -> tuple[Message, Message]:
     """A JSON error answer (its ``x-request-id`` header is added on the way out)."""
     body = orjson.dumps({"detail": detail, "request_id": request_id})
@@ -323,6 +311,14 @@ class Observe:
         finally:
             if not counted:
                 record()
+
+
+def count_valuation(negotiation: str) -> None:
+    """One property valued (see :func:`record_valuations`)."""
+    child = _valuation_children.get(negotiation)
+    if child is None:
+        child = _valuation_children[negotiation] = VALUATIONS.labels(negotiation)
+    child.inc()
 
 
 def record_valuations(counts: dict[str, int]) -> None:

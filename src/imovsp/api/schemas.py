@@ -200,15 +200,6 @@ class OptionsIn(Strict):
         ),
     )
 
-    def asked(self) -> tuple[str, ...]:
-        """The options set to something beyond the plain price."""
-        wanted = {
-            "level": self.level is not None,
-            "explain": self.explain,
-            "comparables": self.comparables > 0,
-        }
-        return tuple(name for name, on in wanted.items() if on)
-
 
 class BatchIn(Strict):
     """Several properties valued in one request."""

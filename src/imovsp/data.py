@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from imovsp.bounds import PRICE_MAX, PRICE_MIN
 from imovsp.geo import geography
 from imovsp.price_index import parse_month
 
@@ -26,11 +27,6 @@ if TYPE_CHECKING:
     from imovsp.price_index import PriceIndex
 
 PRICE = "Price"
-# What can be a price (BRL): a month's rent from R$ 100 (the cheapest listed is R$ 480), a sale up
-# to R$ 1 billion (the dearest listed, R$ 10 million). A condo fee from R$ 1 a month (listings
-# give 1), 0 meaning unknown.
-PRICE_MIN, PRICE_MAX = 100.0, 1e9
-CONDO_FEE_MIN, CONDO_FEE_MAX = 1.0, 100_000.0
 NEGOTIATION = "Negotiation Type"
 DISTRICT = "District"
 LATITUDE = "Latitude"

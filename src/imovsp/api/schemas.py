@@ -20,7 +20,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from imovsp.data import CONDO_FEE_MAX, CONDO_FEE_MIN, PRICE_MAX, PRICE_MIN
+from imovsp import bounds
+from imovsp.bounds import CONDO_FEE_MAX, CONDO_FEE_MIN, PRICE_MAX, PRICE_MIN
 
 TYPICAL = (
     "Not given (absent or null): priced as unknown, by a model trained on listings with fields "
@@ -83,6 +84,12 @@ Negotiation = Annotated[
 ]
 
 
+def _count(name: str, description: str) -> Any:
+    """A count field, optional, within its bounds (:data:`imovsp.bounds.COUNTS`)."""
+    low, high = bounds.COUNTS[name]
+    return Field(None, ge=low, le=high, description=description)
+
+
 class Strict(BaseModel):
     """Unknown fields are refused (a typo must not silently become a default)."""
 
@@ -126,16 +133,14 @@ class PropertyIn(Strict):
         ),
     )
     size_m2: float = Field(
-        ge=10,
-        le=2000,
+        ge=bounds.SIZE_M2[0],
+        le=bounds.SIZE_M2[1],
         description="Private area in m² (the training data runs from 30 to 880 m²).",
     )
-    rooms: Count | None = Field(None, ge=0, le=20, description=f"Bedrooms. {TYPICAL}")
-    toilets: Count | None = Field(None, ge=0, le=20, description=f"Bathrooms. {TYPICAL}")
-    suites: Count | None = Field(
-        None, ge=0, le=20, description=f"Bedrooms with bathroom. {TYPICAL}"
-    )
-    parking: Count | None = Field(None, ge=0, le=30, description=f"Parking spaces. {TYPICAL}")
+    rooms: Count | None = _count("rooms", f"Bedrooms. {TYPICAL}")
+    toilets: Count | None = _count("toilets", f"Bathrooms. {TYPICAL}")
+    suites: Count | None = _count("suites", f"Bedrooms with bathroom. {TYPICAL}")
+    parking: Count | None = _count("parking", f"Parking spaces. {TYPICAL}")
     condo_fee: float | None = Field(
         None,
         ge=0,
@@ -151,8 +156,8 @@ class PropertyIn(Strict):
     new: bool | None = Field(None, description=f"A new building (launch). {TYPICAL}")
     latitude: float | None = Field(
         None,
-        ge=-90,
-        le=90,
+        ge=bounds.LATITUDE[0],
+        le=bounds.LATITUDE[1],
         description=(
             "WGS84 latitude; must lie in São Paulo. Not given: the location within the "
             "district is unknown, and the range widens to match."
@@ -160,8 +165,8 @@ class PropertyIn(Strict):
     )
     longitude: float | None = Field(
         None,
-        ge=-180,
-        le=180,
+        ge=bounds.LONGITUDE[0],
+        le=bounds.LONGITUDE[1],
         description="WGS84 longitude; give both coordinates or neither.",
     )
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from imovsp import bounds
 from imovsp.cli.common import (
     MAX_COMPARABLES,
     NEGOTIATIONS,
@@ -37,13 +38,13 @@ NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
 @click.option(
     "--size",
     "size_m2",
-    type=click.FloatRange(min=1, max=10_000, min_open=False),
+    type=click.FloatRange(*bounds.SIZE_M2),
     help="Private area, m².",
 )
-@click.option("--rooms", type=click.IntRange(0, 30))
-@click.option("--toilets", type=click.IntRange(0, 30))
-@click.option("--suites", type=click.IntRange(0, 30))
-@click.option("--parking", type=click.IntRange(0, 30))
+@click.option("--rooms", type=click.IntRange(*bounds.COUNTS["rooms"]))
+@click.option("--toilets", type=click.IntRange(*bounds.COUNTS["toilets"]))
+@click.option("--suites", type=click.IntRange(*bounds.COUNTS["suites"]))
+@click.option("--parking", type=click.IntRange(*bounds.COUNTS["parking"]))
 @click.option(
     "--condo-fee",
     type=float,
@@ -54,8 +55,8 @@ NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
 @click.option("--furnished/--no-furnished", default=None)
 @click.option("--swimming-pool/--no-swimming-pool", default=None)
 @click.option("--new/--not-new", "new", default=None)
-@click.option("--latitude", type=click.FloatRange(-90, 90))
-@click.option("--longitude", type=click.FloatRange(-180, 180))
+@click.option("--latitude", type=click.FloatRange(*bounds.LATITUDE))
+@click.option("--longitude", type=click.FloatRange(*bounds.LONGITUDE))
 @click.option(
     "--file",
     "file_",
@@ -178,13 +179,11 @@ def as_of_line(at: as_of_module.AsOf, original: Valuation) -> str:
 
 def _condo_fee(fee: float | None) -> float | None:
     """A fee as the API takes it: 0 (unknown) or a monthly fee from R$ 1 to R$ 100,000."""
-    from imovsp import data
-
-    if fee is None or fee == 0 or data.CONDO_FEE_MIN <= fee <= data.CONDO_FEE_MAX:
+    if fee is None or fee == 0 or bounds.CONDO_FEE_MIN <= fee <= bounds.CONDO_FEE_MAX:
         return fee
     raise click.BadParameter(
-        f"{fee:g} is not 0 (unknown) or a monthly fee from {data.CONDO_FEE_MIN:,.0f} to "
-        f"{data.CONDO_FEE_MAX:,.0f}"
+        f"{fee:g} is not 0 (unknown) or a monthly fee from {bounds.CONDO_FEE_MIN:,.0f} to "
+        f"{bounds.CONDO_FEE_MAX:,.0f}"
     )
 
 

@@ -38,11 +38,11 @@ def main() -> None:
     explained = valuer.value(prop, explain=True, comparables=5)
 
     def before(v=v):  # type: ignore[no-untyped-def]
-        return valuation_dict(v, request_id="x", notes=[])
+        return valuation_dict(v, request_id="x")
 
     def after(v=v):  # type: ignore[no-untyped-def]
         at = as_of.resolve(index, valuer.data_month, "sale", None)
-        return dating.valuation_body(v, at, request_id="x", notes=[])
+        return dating.valuation_body(v, at, request_id="x")
 
     def valuing() -> object:
         return valuer.value(prop)

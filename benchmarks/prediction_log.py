@@ -122,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # 1. record() alone, into a recorder with no writer.
         idle = prediction_log.Recorder(None, settings.model_copy(update={"log_buffer_size": 10**7}))
-        options, _ = served.arguments(OptionsIn())
+        options = served.options(OptionsIn())
         one = served.value(items[0], options)
         t = time.perf_counter()
         for i in range(100_000):

@@ -52,6 +52,28 @@ def test_asks_of_one_turn_are_valued_in_one_call(valuer: Valuer, sizes: list[int
     assert found == [valuer.value(p) for p in props]
 
 
+def test_a_request_read_in_the_next_turn_joins_the_batch(valuer: Valuer, sizes: list[int]) -> None:
+    # A server reads the next requests in the loop's next turn (an I/O callback starts their
+    # tasks, which run in the turn after): they are valued with this turn's.
+    first, second = flat(valuer, 1), flat(valuer, 2)
+
+    async def ask_both() -> list[Valuation]:
+        coalescer = Coalescer(valuer)
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[asyncio.Task[Valuation]] = loop.create_future()
+
+        async def ask_second() -> Valuation:
+            return await coalescer.value(second, DEFAULT)
+
+        asked = coalescer.value(first, DEFAULT)
+        loop.call_soon(lambda: started.set_result(loop.create_task(ask_second())))
+        return [await asked, await (await started)]
+
+    found = asyncio.run(ask_both())
+    assert sizes == [2]
+    assert found == [valuer.value(first), valuer.value(second)]
+
+
 def test_asks_with_other_options_are_valued_apart(valuer: Valuer, sizes: list[int]) -> None:
     props = [flat(valuer, i) for i in range(4)]
     options = [DEFAULT, Options(level=0.9), DEFAULT, Options(level=0.9, comparables=2)]

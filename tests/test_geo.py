@@ -118,3 +118,20 @@ def test_centre_is_where_the_districts_own_listings_are_or_inside_it() -> None:
     assert inside == geo.centre("Pinheiros") == geo.centre("Pinheiros", [np.nan], [np.nan])
     assert geo.district_at(*inside).official == "PINHEIROS"  # type: ignore[misc,union-attr]
     assert geo.centre("Atlantis") is None
+
+
+def test_one_point_is_inside_exactly_when_the_ray_cast_of_many_says_so() -> None:
+    # District.holds is contains() for one point without numpy: the same answer for points
+    # all over each district's box, on its vertices and on the middles of its edges.
+    rng = np.random.default_rng(11)
+    for d in geography().districts:
+        lon_min, lat_min, lon_max, lat_max = d.box
+        middles = (d.ring[:-1] + d.ring[1:]) / 2
+        lat = np.concatenate(
+            [rng.uniform(lat_min - 0.01, lat_max + 0.01, 400), d.ring[:, 1], middles[:, 1]]
+        )
+        lon = np.concatenate(
+            [rng.uniform(lon_min - 0.01, lon_max + 0.01, 400), d.ring[:, 0], middles[:, 0]]
+        )
+        one_by_one = [d.holds(a, b) for a, b in zip(lat.tolist(), lon.tolist(), strict=True)]
+        assert one_by_one == d.contains(lat, lon).tolist(), d.official

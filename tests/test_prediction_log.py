@@ -31,6 +31,7 @@ from prometheus_client import REGISTRY
 from everything import unavailable
 from imovsp.api import create_app
 from imovsp.api.feedback import FeedbackOut
+from imovsp.api.schemas import PropertyIn
 from imovsp.cli import cli
 from imovsp.features import Property
 from imovsp.monitoring import feedback as prediction_log_feedback
@@ -140,6 +141,43 @@ def test_every_valuation_served_is_recorded_with_its_inputs_and_answer(
         in_batch["index_factor"],
     )
     assert (found[3]["as_of"], found[3]["index_factor"]) == (None, 1.0)
+
+
+def test_the_writer_writes_the_row_that_row_describes(database: str, valuer: Valuer) -> None:
+    """The writer builds its rows as tuples (recorder.values): the same values, in the same
+    columns, as the rows row() describes, whatever was given and wherever it was shown."""
+    store = Store(database)
+    store.upgrade()
+    now = time.time()
+    given = [
+        PropertyIn.model_validate(SANTANA),
+        PropertyIn.model_validate({**SANTANA, "latitude": -23.4914, "longitude": -46.6202}),
+        PropertyIn.model_validate({**RENT, "condo_fee": 0, "elevator": False}),
+        {"size_m2": 70.0, "district": "Pinheiros", "negotiation": "rent"},  # as the web sends
+    ]
+    records = [
+        (now - i, source, f"w{i}", index, item, valuer.value(valuer.prepare(dict(item))), 2e-3, *at)
+        for i, (item, source, index, at) in enumerate(
+            zip(
+                given,
+                ["api", "batch", "legacy", "web"],
+                [None, 3, None, None],
+                [("2025-08", 1.7712), ("2025-08", 1.7712), (None, 1.0), ("2019-04", 1.0)],
+                strict=True,
+            )
+        )
+    ]
+    built = [prediction_log.values(r, store) for r in records]
+    assert built == [store.values(prediction_log.row(r)) for r in records]
+    store.insert_values(built)
+    store.insert_valuations([prediction_log.row(r) for r in records])
+    found = [dict(r._mapping) for r in store.find_valuations("w0")]
+    found += [dict(r._mapping) for i in range(1, 4) for r in store.find_valuations(f"w{i}")]
+    store.dispose()
+    pairs = [(found[2 * i], found[2 * i + 1]) for i in range(4)]  # newest first: row(), values()
+    for by_row, by_values in pairs:
+        assert by_values["id"] < by_row["id"]
+        assert {**by_values, "id": 0} == {**by_row, "id": 0}
 
 
 def test_writes_go_in_batches_of_the_configured_size(

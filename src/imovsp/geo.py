@@ -17,6 +17,7 @@ import; see docs/benchmarks.md for the measurement).
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from collections.abc import Collection, Iterable
@@ -47,6 +48,11 @@ NEIGHBOURHOODS: dict[str, tuple[str, ...]] = {
 }
 
 
+BANDS = 16  # horizontal bands of a district's box, for :meth:`District.holds`
+
+Edge = tuple[float, float, float, float]  # x1, y1, x2, y2: longitude, latitude
+
+
 @dataclass(frozen=True, slots=True)
 class District:
     """One official district: its names and its boundary (a closed ring of lon, lat)."""
@@ -56,6 +62,41 @@ class District:
     model: str  # the model's name for it, "" where the listings have none
     ring: Floats = field(repr=False)  # (n, 2) longitude, latitude; first vertex == last
     box: tuple[float, float, float, float] = field(repr=False)  # lon_min, lat_min, lon_max, lat_max
+    # The ring's edges by horizontal band of the box: those a ray from a point in the band
+    # can cross (see :meth:`holds`).
+    bands: tuple[tuple[Edge, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        points = self.ring.tolist()
+        edges = [(x1, y1, x2, y2) for (x1, y1), (x2, y2) in itertools.pairwise(points)]
+        bands: list[list[Edge]] = [[] for _ in range(BANDS)]
+        for edge in edges:
+            _, y1, _, y2 = edge
+            for b in range(self._band(min(y1, y2)), self._band(max(y1, y2)) + 1):
+                bands[b].append(edge)
+        object.__setattr__(self, "bands", tuple(tuple(b) for b in bands))
+
+    def _band(self, lat: float) -> int:
+        # Monotonic in lat (each step is), so an edge spanning a latitude is in its band.
+        _, lat_min, _, lat_max = self.box
+        if lat_max <= lat_min:
+            return 0
+        return min(BANDS - 1, max(0, int((lat - lat_min) * BANDS / (lat_max - lat_min))))
+
+    def holds(self, lat: float, lon: float) -> bool:
+        """Whether one point lies inside: :meth:`contains` for a single point, to the bit,
+        in plain floats (numpy's cost per call is most of a one-point ray cast, and the
+        location note asks this of every valuation with coordinates: docs/benchmarks.md,
+        session 12). Only the edges of the point's band can span its latitude."""
+        lon_min, lat_min, lon_max, lat_max = self.box
+        if not (lon_min <= lon <= lon_max and lat_min <= lat <= lat_max):
+            return False
+        inside = False
+        for x1, y1, x2, y2 in self.bands[self._band(lat)]:
+            # The same test and arithmetic as contains(), in the same order.
+            if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
+                inside = not inside
+        return inside
 
     def contains(self, lat: Floats, lon: Floats) -> NDArray[np.bool_]:
         """Which of the points lie inside (even-odd ray cast)."""
@@ -133,6 +174,11 @@ class Geography:
         self.districts = tuple(districts)
         self.stations = tuple(stations)
         self.by_official = {d.official: d for d in self.districts}
+        self._by_model: dict[str, tuple[District, ...]] = {}
+        for d in self.districts:
+            self._by_model[d.model] = (*self._by_model.get(d.model, ()), d)
+        for name, officials in NEIGHBOURHOODS.items():
+            self._by_model[name] = tuple(self.by_official[o] for o in officials)
         self._boxes = np.array([d.box for d in self.districts])
         self._station_km = np.column_stack(
             _km(
@@ -165,9 +211,7 @@ class Geography:
     def official_of(self, model_name: str) -> tuple[District, ...]:
         """The official districts a model's district name stands for: its own, or the
         districts a neighbourhood lies in; none for a name the city does not know."""
-        if model_name in NEIGHBOURHOODS:
-            return tuple(self.by_official[o] for o in NEIGHBOURHOODS[model_name])
-        return tuple(d for d in self.districts if d.model == model_name)
+        return self._by_model.get(model_name, ())
 
     def distance_km(
         self, lat: float | Iterable[float], lon: float | Iterable[float], model_name: str
@@ -296,6 +340,8 @@ def far_from_district(lat: float | None, lon: float | None, district: str) -> st
     if lat is None or lon is None:
         return None
     geo = geography()
+    if any(d.holds(lat, lon) for d in geo.official_of(district)):
+        return None  # inside: most points given with a district are
     km = float(geo.distance_km(lat, lon, district)[0])
     if not km > FAR_KM:  # NaN too: a name the city's map does not have
         return None

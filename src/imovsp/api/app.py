@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.types import Receive, Scope, Send
 
 from imovsp import artifact, as_of
-from imovsp.api import admin, docs, errors, feedback, legacy, ops, routes, telemetry
+from imovsp.api import admin, docs, errors, fast_path, feedback, legacy, ops, routes, telemetry
 from imovsp.api.limits import RateLimiter
 from imovsp.api.render import Valuing
 from imovsp.api.schemas import BatchIn, PropertyIn
@@ -86,10 +86,10 @@ def _version() -> str:
 class Service(FastAPI):
     """FastAPI with :class:`telemetry.Observe` in front of everything, FastAPI's own
     middleware included: request ids, limits, metrics and the access log for every HTTP
-    request, and the valuation route answered from there (see ``Observe.hot``). Its own work
-    is smaller than that of the middleware layers it skips, which took ~3% of a loaded
-    worker's time. (Those layers answer other routes' unexpected errors with a JSON 500; the
-    valuation route answers its own, see ``routes.valuations_asgi``.)
+    request, and ``POST /v1/valuations`` answered from there by :mod:`imovsp.api.fast_path`
+    (see ``Observe.hot``). Its own work is smaller than that of the middleware layers it skips
+    (docs/benchmarks.md). (Those layers answer other routes' unexpected errors with a JSON
+    500; the fast path answers its own.)
     """
 
     observe: telemetry.Observe | None = None
@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     app.observe = telemetry.Observe(
         app.serve,
         max_body_bytes=settings.max_body_bytes,
-        hot={("POST", "/v1/valuations"): routes.valuations_asgi},
+        hot={("POST", "/v1/valuations"): fast_path.value_one},
         limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
         too_large={
             "/v1/valuations/batch": f"send at most {settings.batch_max_items:,} items a "

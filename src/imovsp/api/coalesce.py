@@ -7,11 +7,17 @@ of the request path between two valuations pushes the trees out of the CPU cache
 together (:meth:`Valuer.value_many`), the rows are built by numpy in one go and LightGBM runs
 them through the trees in one call, with the same numbers to the bit.
 
-Nothing waits for a batch to fill. The first request of a turn schedules the computation for
-the loop's next turn (``call_soon``), after every request that was ready in this turn has had
-its go: a request alone is valued at once, and many at once share the work. This is the event
-loop's own batching, which the general dynamic-batching libraries (a queue with a size and a
-timeout, a worker thread) would only add latency and a thread hop to.
+Nothing waits for a batch to fill or for a clock. The first request of a turn schedules the
+computation two turns of the loop later: a timer due at once (``call_later(0)``), which the
+loop runs in its next turn after that turn's I/O callbacks, schedules it (``call_soon``) after
+the requests those callbacks have just read. So a batch holds the requests of this turn, of
+the next, and those read in the next, whose tasks run first. Scheduled for the next turn
+alone, it missed the requests read meanwhile: under load each batch held about a third of a
+worker's connections, and the trees ran three times as often for the same valuations
+(docs/benchmarks.md, session 12). A request alone is valued two turns later, on an idle loop
+at once; many at once share the work. This is the event loop's own batching, which the
+general dynamic-batching libraries (a queue with a size and a timeout, a worker thread) would
+only add latency and a thread hop to.
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ class Coalescer:
         waiting = self._waiting.get(loop)
         if waiting is None:
             waiting = self._waiting[loop] = {}
-            loop.call_soon(self._flush, loop)
+            # After the next turn's I/O callbacks, then after the tasks they started.
+            loop.call_later(0, loop.call_soon, self._flush, loop)
         waiting.setdefault(options, []).append(_Ask(prop, future))
         return future
 

@@ -23,15 +23,6 @@ def price_index(request: Request) -> PriceIndex:
     return index
 
 
-def month_for(request: Request, valuer: Valuer, negotiation: str, asked: str | None) -> AsOf:
-    """The month and factor of one valuation; 422 (naming the months) when the index has
-    no such month."""
-    try:
-        return as_of.resolve(price_index(request), valuer.data_month, negotiation, asked)
-    except PriceIndexError as exc:
-        raise PropertyError(str(exc)) from None
-
-
 def months_for(
     request: Request, valuer: Valuer, asked: str | None
 ) -> dict[str, AsOf | PriceIndexError]:
@@ -45,10 +36,10 @@ def months_for(
         raise PropertyError(str(exc)) from None
 
 
-def valuation_body(v: Valuation, at: AsOf, *, request_id: str, notes: list[str]) -> dict[str, Any]:
+def valuation_body(v: Valuation, at: AsOf, *, request_id: str) -> dict[str, Any]:
     """:func:`imovsp.api.render.valuation_dict` of ``v`` moved to ``at``'s month, with the
     fields that say which month and factor (comparables keep their listed price beside)."""
-    body = valuation_dict(as_of.move(v, at.factor), request_id=request_id, notes=notes)
+    body = valuation_dict(as_of.move(v, at.factor), request_id=request_id)
     body.update(as_of.fields(at, v, price=_price))
     if body["comparables"] is not None and v.comparables is not None:
         for shown, listed in zip(body["comparables"], v.comparables, strict=True):

@@ -158,7 +158,7 @@ async def seed_valuation(request: Request) -> Response:
     try:
         item = PropertyIn.model_validate(parse_seed_body(body))
         served = valuing(request)
-        valuation = await served.ask(item, served.arguments(NO_OPTIONS)[0])
+        valuation = await served.ask(item, served.options(NO_OPTIONS))
     except SeedBodyError as exc:
         return error_response(request, 422, str(exc))
     except ValidationError as exc:
@@ -169,7 +169,7 @@ async def seed_valuation(request: Request) -> Response:
         return error_response(request, 422, detail, errors=errors)
     except ValueError as exc:
         raise PropertyError.from_value_error(exc) from None
-    telemetry.record_valuations({valuation.property.negotiation: 1})
+    telemetry.count_valuation(valuation.property.negotiation)
     # Answered in the model's own month: logged with factor 1 (and no as_of month).
     request.app.state.recorder.record(
         "legacy", request_id(request), item, valuation, time.perf_counter() - started

@@ -23,11 +23,10 @@ class Valuing:
         self.valuer = valuer
         self.coalescer = Coalescer(valuer)
 
-    def arguments(self, options: OptionsIn) -> tuple[Options, list[str]]:
-        """The valuation options, and notes for the response (none today: every option is
-        honoured)."""
-        level = DEFAULT_LEVEL if options.level is None else options.level
-        return Options(level, options.explain, options.comparables), []
+    def options(self, asked: OptionsIn) -> Options:
+        """The valuation options of a request's query string."""
+        level = DEFAULT_LEVEL if asked.level is None else asked.level
+        return Options(level, asked.explain, asked.comparables)
 
     def prepare(self, item: PropertyIn) -> Property:
         """``item`` as a property the model can value (see :meth:`Valuer.prepare`);
@@ -63,7 +62,7 @@ def _price(value: float | None, negotiation: str) -> float | None:
     return round(value, -3 if negotiation == "sale" else -1)
 
 
-def valuation_dict(v: Valuation, *, request_id: str, notes: list[str]) -> dict[str, Any]:
+def valuation_dict(v: Valuation, *, request_id: str) -> dict[str, Any]:
     """The JSON body of one valuation (see :class:`imovsp.api.schemas.ValuationOut`)."""
     p = v.property
     negotiation = p.negotiation
@@ -97,7 +96,7 @@ def valuation_dict(v: Valuation, *, request_id: str, notes: list[str]) -> dict[s
         "baseline": _price(v.baseline, negotiation),
         "reasons": None if v.reasons is None else [asdict(r) for r in v.reasons],
         "comparables": None if v.comparables is None else [asdict(c) for c in v.comparables],
-        "notes": [*notes, *location_notes(v)],
+        "notes": location_notes(v),
         "model_version": v.model_version,
         "request_id": request_id,
     }

@@ -12,13 +12,11 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from imovsp import data
-from imovsp.api import dating, errors, telemetry
+from imovsp.api import dating, telemetry
 from imovsp.api.coalesce import Options
 from imovsp.api.deps import SettingsDep, ValuerDep, read_json, read_options, request_id, valuing
-from imovsp.api.errors import PropertyError
 from imovsp.api.render import Valuing, valuation_dict
 from imovsp.api.schemas import (
     BatchIn,
@@ -90,42 +88,11 @@ def documented(body: type[BaseModel]) -> dict[str, Any]:
     openapi_extra=documented(PropertyIn),
     summary="Value one property",
 )
-async def create_valuation(request: Request) -> Response:
+async def create_valuation() -> Response:
     """The price of one apartment (sale price, or monthly rent), with what was assumed."""
-    started = time.perf_counter()
-    item = await read_json(request, PropertyIn)
-    served = valuing(request)
-    asked = read_options(request)
-    options, notes = served.arguments(asked)
-    at = dating.month_for(request, served.valuer, item.negotiation, asked.as_of)
-    # Computed on the event loop, with the other requests of this turn of the loop: a valuation
-    # takes less time than a hop to a thread would.
-    try:
-        valuation = await served.ask(item, options)
-    except ValueError as exc:
-        raise PropertyError.from_value_error(exc) from None
-    telemetry.record_valuations({valuation.property.negotiation: 1})
-    rid = request_id(request)
-    request.app.state.recorder.record(
-        "api",
-        rid,
-        item,
-        valuation,
-        time.perf_counter() - started,
-        as_of=at.month,
-        index_factor=at.factor,
-    )
-    return JSONBytes(dating.valuation_body(valuation, at, request_id=rid, notes=notes))
-
-
-async def valuations_asgi(scope: Scope, receive: Receive, send: Send) -> None:
-    """``POST /v1/valuations`` as a bare ASGI app (see :class:`telemetry.Observe`)."""
-    request = Request(scope, receive)
-    try:
-        response = await create_valuation(request)
-    except Exception as exc:  # answered as the app's exception handlers would
-        response = await errors.respond(request, exc)
-    await response(scope, receive, send)
+    # Declared for the OpenAPI document only: telemetry.Observe hands every request of this
+    # route to imovsp.api.fast_path.value_one before FastAPI's routing (see create_app).
+    raise AssertionError("POST /v1/valuations is answered by imovsp.api.fast_path")
 
 
 def _value_batch(
@@ -134,7 +101,6 @@ def _value_batch(
     options: Options,
     *,
     rid: str,
-    notes: list[str],
     recorder: Recorder,
     months: Mapping[str, AsOf | ValueError] | None = None,
 ) -> dict[str, Any]:
@@ -160,10 +126,10 @@ def _value_batch(
         counts[valuation.property.negotiation] += 1
         at = None if months is None else months[valuation.property.negotiation]
         if not isinstance(at, AsOf):
-            rendered = valuation_dict(valuation, request_id=rid, notes=notes)
+            rendered = valuation_dict(valuation, request_id=rid)
             recorder.record("batch", rid, item, valuation, seconds, index)
         else:
-            rendered = dating.valuation_body(valuation, at, request_id=rid, notes=notes)
+            rendered = dating.valuation_body(valuation, at, request_id=rid)
             recorder.record(
                 "batch",
                 rid,
@@ -203,7 +169,7 @@ async def create_batch(request: Request, settings: SettingsDep) -> Response:
         raise HTTPException(422, f"items holds {n:,} properties; the limit is {limit:,}")
     served = valuing(request)
     asked = read_options(request)
-    options, notes = served.arguments(asked)
+    options = served.options(asked)
     months = dating.months_for(request, served.valuer, asked.as_of)
     # A large batch takes a while: off the event loop, so other requests keep flowing.
     value = functools.partial(
@@ -212,7 +178,6 @@ async def create_batch(request: Request, settings: SettingsDep) -> Response:
         batch.items,
         options,
         rid=request_id(request),
-        notes=notes,
         recorder=request.app.state.recorder,
         months=months,
     )

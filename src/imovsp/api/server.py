@@ -1,6 +1,7 @@
 """Run the API under uvicorn: one process, or a supervisor with several workers.
 
-uvicorn (httptools parser, asyncio event loop) serves the app directly; with ``workers > 1``
+uvicorn (httptools parser, asyncio event loop) serves the app directly, each response's head
+and body in one write (:mod:`imovsp.api.one_write`); with ``workers > 1``
 its supervisor binds a socket per worker, spawns the workers, restarts any that die, and on
 SIGTERM passes the signal on and waits: each worker stops accepting, lets the requests in
 flight finish (up to ``graceful_timeout`` seconds) and exits; on SIGHUP every worker serves the
@@ -50,6 +51,7 @@ if __name__ == "__mp_main__":  # a worker
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from imovsp.api.one_write import OneWriteProtocol
 from imovsp.settings import Settings, get_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
@@ -106,7 +108,7 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
         "host": host,
         "port": port,
         "loop": "asyncio",
-        "http": "httptools",
+        "http": OneWriteProtocol,  # httptools, each response in one write
         "log_config": LOG_CONFIG,
         "access_log": False,
         "server_header": False,

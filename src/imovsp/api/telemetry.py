@@ -103,8 +103,8 @@ def log_access(fields: dict[str, Any]) -> None:
     """One line of the access log: on stdout, as :class:`JsonLines` writes the other log lines.
 
     Written straight to stdout rather than through logging's records, handlers and formatter,
-    which took ~20 µs a line (this takes ~7 µs): one line per request is a few percent of a
-    loaded worker's time. The ``imovsp.access`` logger still turns it on and off.
+    which took about three times as long (docs/benchmarks.md): one line per request is a few
+    percent of a loaded worker's time. The ``imovsp.access`` logger still turns it on and off.
     """
     line = json_line(time.time(), "info", access_logger.name, fields)
     out = sys.stdout
@@ -115,18 +115,6 @@ def log_access(fields: dict[str, Any]) -> None:
         out.write(line.decode() + "\n")
         if not (getattr(out, "line_buffering", False) or getattr(out, "write_through", False)):
             out.flush()
-
-
-def configure_logging(*, access_log: bool) -> None:
-    """Every imovsp log line as JSON on stdout (the way PaaS platforms collect logs)."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonLines())
-    for name in ("imovsp", "uvicorn", "uvicorn.error"):
-        log = logging.getLogger(name)
-        log.handlers[:] = [handler]
-        log.propagate = False
-        log.setLevel(logging.INFO)
-    access_logger.disabled = not access_log
 
 
 def _json_error(status: int, detail: str, request_id: str) -> tuple[Message, Message]:
@@ -167,9 +155,9 @@ def new_request_id() -> str:
     """The id of a request that came without one: a UUIDv7 as 32 hex digits.
 
     Time first, so the ids the prediction log indexes grow at the end of its index. With
-    random ids each insert landed at a random place in it: the log's cost per row rose from
-    37 to ~79 µs by 200,000 rows, flat at ~29 with these (``benchmarks/prediction_log.py``).
-    ~0.3 µs, against ~0.7 for ``os.urandom(16).hex()``.
+    random ids each insert landed at a random place in it, and the log's cost per row doubled
+    as it grew, where with these it stays flat (docs/benchmarks.md, *Prediction log*). Cheaper
+    to make than ``os.urandom(16).hex()``, too.
     """
     return uuid7().hex
 
@@ -323,6 +311,14 @@ class Observe:
         finally:
             if not counted:
                 record()
+
+
+def count_valuation(negotiation: str) -> None:
+    """One property valued (see :func:`record_valuations`)."""
+    child = _valuation_children.get(negotiation)
+    if child is None:
+        child = _valuation_children[negotiation] = VALUATIONS.labels(negotiation)
+    child.inc()
 
 
 def record_valuations(counts: dict[str, int]) -> None:

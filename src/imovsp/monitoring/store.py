@@ -153,7 +153,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
     # orjson: the JSON columns are most of the writer's work with the standard library's.
     return orjson.dumps(value).decode()
 
@@ -161,12 +161,12 @@ def _json(value: Any) -> str:
 def create_engine(url: str) -> Engine:
     parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = sa.create_engine(parsed, json_serializer=_json)
+        engine = sa.create_engine(parsed, json_serializer=json_text)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(
         parsed,
-        json_serializer=_json,
+        json_serializer=json_text,
         pool_pre_ping=True,
         pool_size=2,
         connect_args={"connect_timeout": 5},
@@ -183,6 +183,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url)
         self.url = shown(self.engine.url)
+        self._sqlite = self.engine.dialect.name == "sqlite"
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -216,23 +217,33 @@ class Store:
     # -- writing ----------------------------------------------------------------------------
 
     def insert_valuations(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Write valuation rows (one executemany).
+        """Write valuation rows, dicts of the table's columns (one executemany)."""
+        self.insert_values([self.values(r) for r in rows])
+
+    def values(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """A valuation row as :meth:`insert_values` takes it."""
+        values = list(_inserted(row))
+        for i in _JSON_AT:
+            values[i] = json_text(values[i])
+        values[_TIME_AT] = self.time_value(values[_TIME_AT])
+        return tuple(values)
+
+    def time_value(self, when: datetime) -> Any:
+        """A time (UTC, no zone) as the driver takes it: as SQLAlchemy stores times in SQLite
+        (text), else as it is."""
+        return when.isoformat(" ", "microseconds") if self._sqlite else when
+
+    def insert_values(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Write valuation rows in the driver's terms (one executemany): tuples of the values
+        of :data:`INSERTED`, JSON as text and times by :meth:`time_value`.
 
         The statement goes to the driver as it is: SQLAlchemy's per-row parameter processing
         cost three times the database's own work, in the writer thread that shares the GIL
-        with the requests. Values are put in the driver's terms here instead.
+        with the requests. The prediction log's writer builds these tuples itself
+        (:func:`imovsp.monitoring.recorder.values`).
         """
-        sqlite = self.engine.dialect.name == "sqlite"
-        params = []
-        for r in rows:
-            values = list(_inserted(r))
-            for i in _JSON_AT:
-                values[i] = _json(values[i])
-            if sqlite:  # as SQLAlchemy stores times in SQLite
-                values[_TIME_AT] = values[_TIME_AT].isoformat(" ", "microseconds")
-            params.append(tuple(values))
         with self._begin() as conn:
-            conn.exec_driver_sql(self._insert, params)
+            conn.exec_driver_sql(self._insert, rows)
 
     @property
     def _insert(self) -> str:

@@ -253,7 +253,7 @@ def test_evaluate_shows_the_rows_the_model_trained_on_apart(
 
 def test_hints_name_the_groups_whose_class_is_narrower_narrowest_first() -> None:
     from imovsp.features import GROUPS, calibration_class
-    from imovsp.valuer import _sharpen
+    from imovsp.valuation import sharpen as _sharpen
 
     scores = np.linspace(-1, 1, 401)
     none_given = calibration_class(OPTIONAL, listed=False)

@@ -74,13 +74,24 @@ GROUPS = {LOCATION: (LOCATION,), "condo_fee": ("condo_fee",), "counts": COUNTS, 
 N_CLASSES = 2 ** len(GROUPS)
 
 
+_pattern_classes: dict[tuple[str, ...], int] = {}  # pattern_class's answers, by not_given
+
+
 def pattern_class(not_given: Sequence[str]) -> int:
     """The calibration class of a property whose ``not_given`` fields are unknown: one bit per
     group of :data:`GROUPS` that is given whole."""
-    missing = set(not_given)
-    return sum(
-        1 << bit for bit, group in enumerate(GROUPS.values()) if not missing.intersection(group)
-    )
+    # Remembered: every valuation asks, and properties leave out few different sets of fields
+    # (at most one per subset of OPTIONAL, in its order, from Property.not_given).
+    key = tuple(not_given)
+    found = _pattern_classes.get(key)
+    if found is None:
+        missing = set(key)
+        found = sum(
+            1 << bit for bit, group in enumerate(GROUPS.values()) if not missing.intersection(group)
+        )
+        if len(_pattern_classes) < 2 ** len(OPTIONAL):
+            _pattern_classes[key] = found
+    return found
 
 
 def class_groups(klass: int) -> tuple[str, ...]:

@@ -250,3 +250,20 @@ def test_interactive_docs_are_served(client: TestClient) -> None:
     for url in ("/docs/assets/swagger-ui-bundle.js", "/docs/init.js"):
         assert client.get(url).headers["content-type"].startswith("text/javascript")
     assert client.get("/redoc").status_code == 404  # ReDoc would need a CDN: not served
+
+
+def test_log_timestamps_remembering_the_last_second_read_as_formatted_afresh() -> None:
+    import time
+
+    from imovsp.api import telemetry
+
+    def afresh(seconds: float) -> str:
+        whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        return f"{whole}.{int(seconds % 1 * 1000):03d}Z"
+
+    rng = random.Random(7)
+    start = 1_764_806_399.0  # 2025-12-03T23:59:59Z: the next second is another day
+    times = [start + rng.random() * 3 for _ in range(500)]
+    times += [start + 0.9995, start + 1.0, 1_800_000_000.0, 0.0, start]
+    for seconds in [*sorted(times), *times]:  # in order, as a server logs, and out of order
+        assert telemetry.timestamp(seconds) == afresh(seconds), seconds

@@ -220,3 +220,55 @@ def test_training_places_a_listing_without_coordinates_where_its_districts_listi
     rows = (x[:, column["district"]] == code) & (x[:, column["location_estimated"]] == 1)
     assert rows.any()
     np.testing.assert_array_equal(x[rows, column["x_km"]], project(*listed_at)[0, 0])
+
+
+@pytest.mark.parametrize("condo_fee", [None, 0, 0.0, 850.0])
+def test_property_methods_written_field_by_field_equal_their_loops_over_the_names(
+    condo_fee: float | None,
+) -> None:
+    """``as_dict``, ``listed`` and ``not_given`` name each field (they run on every request):
+    they give what the loops over COUNTS, FLAGS, TYPICAL and OPTIONAL give, for every field
+    given or not."""
+    from itertools import product
+
+    from imovsp.features import COUNTS, FLAGS, LOCATION, OPTIONAL, TYPICAL
+
+    full = {
+        "rooms": 3,
+        "toilets": 2.0,
+        "suites": 1,
+        "parking": 0,
+        "elevator": True,
+        "furnished": 0,
+        "swimming_pool": float("nan"),
+        "new": False,
+    }
+    names = [*full, LOCATION]
+    for given in product([False, True], repeat=len(names)):
+        fields = {n: full[n] for n, g in zip(names, given, strict=True) if g and n in full}
+        if given[-1]:
+            fields.update(latitude=-23.56, longitude=-46.69)
+        p = Property("sale", "Pinheiros", 70.0, condo_fee=condo_fee, **fields)  # type: ignore[arg-type]
+
+        def maybe(kind: type, value: object) -> object:
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                return None
+            return kind(value)
+
+        assert p.as_dict() == {
+            "negotiation": "sale",
+            "district": "Pinheiros",
+            "size_m2": 70.0,
+            **{n: maybe(int, getattr(p, n)) for n in COUNTS},
+            "condo_fee": p.condo_fee or None,
+            **{n: maybe(bool, getattr(p, n)) for n in FLAGS},
+            "latitude": p.latitude,
+            "longitude": p.longitude,
+        }
+        order = ["negotiation", "district", "size_m2", *COUNTS, "condo_fee", *FLAGS]
+        assert list(p.as_dict()) == [*order, "latitude", "longitude"]
+        located = p.latitude is not None and p.longitude is not None
+        assert p.listed == (located and all(getattr(p, n) is not None for n in TYPICAL))
+        known = {n: getattr(p, n) is not None for n in TYPICAL}
+        known.update(condo_fee=bool(p.condo_fee), location=located)
+        assert p.not_given == tuple(n for n in OPTIONAL if not known[n])

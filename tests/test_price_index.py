@@ -136,6 +136,48 @@ def test_a_valuation_moved_to_another_month_and_back_is_unchanged(valuer: Valuer
     assert back.property == v.property
 
 
+def test_rendering_with_a_factor_is_rendering_the_moved_valuation_to_the_byte(
+    valuer: Valuer,
+) -> None:
+    """``valuation_dict`` moves the amounts itself rather than copying the valuation: its
+    answer is that of the moved valuation, byte for byte, whatever the options and fields."""
+    import orjson
+
+    from imovsp.api.render import valuation_dict
+
+    district = valuer.builder.districts_[0]
+    full = {
+        "negotiation": "sale",
+        "district": district,
+        "size_m2": 130.0,
+        "rooms": 4,
+        "toilets": 5,
+        "suites": 3,
+        "parking": 1,
+        "condo_fee": 1310.0,
+        "elevator": True,
+        "furnished": False,
+        "swimming_pool": True,
+        "new": False,
+        "latitude": -23.491423,
+        "longitude": -46.620248,
+    }
+    asks = [
+        full,
+        {"negotiation": "rent", "district": district, "size_m2": 80.0},
+        {"negotiation": "sale", "district": district, "size_m2": 55.0, "rooms": 2},
+    ]
+    for fields in asks:
+        prop = valuer.prepare(fields)
+        for options in ({}, {"explain": True, "comparables": 3}, {"level": 0.9}):
+            v = valuer.value(prop, **options)  # type: ignore[arg-type]
+            for factor in (1.0, 1.320818129441137, 1.6098, 0.731):
+                moved = valuation_dict(as_of.move(v, factor), request_id="r")
+                assert orjson.dumps(valuation_dict(v, request_id="r", factor=factor)) == (
+                    orjson.dumps(moved)
+                ), (fields, options, factor)
+
+
 def test_a_model_whose_month_the_index_does_not_cover_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "recent.csv"
     path.write_text(table(["2024-01,total,100,1,100,1", "2024-02,total,101,1,101,1"]), "utf-8")

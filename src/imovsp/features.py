@@ -74,13 +74,24 @@ GROUPS = {LOCATION: (LOCATION,), "condo_fee": ("condo_fee",), "counts": COUNTS, 
 N_CLASSES = 2 ** len(GROUPS)
 
 
+_pattern_classes: dict[tuple[str, ...], int] = {}  # pattern_class's answers, by not_given
+
+
 def pattern_class(not_given: Sequence[str]) -> int:
     """The calibration class of a property whose ``not_given`` fields are unknown: one bit per
     group of :data:`GROUPS` that is given whole."""
-    missing = set(not_given)
-    return sum(
-        1 << bit for bit, group in enumerate(GROUPS.values()) if not missing.intersection(group)
-    )
+    # Remembered: every valuation asks, and properties leave out few different sets of fields
+    # (at most one per subset of OPTIONAL, in its order, from Property.not_given).
+    key = tuple(not_given)
+    found = _pattern_classes.get(key)
+    if found is None:
+        missing = set(key)
+        found = sum(
+            1 << bit for bit, group in enumerate(GROUPS.values()) if not missing.intersection(group)
+        )
+        if len(_pattern_classes) < 2 ** len(OPTIONAL):
+            _pattern_classes[key] = found
+    return found
 
 
 def class_groups(klass: int) -> tuple[str, ...]:
@@ -219,13 +230,21 @@ class Property:
         """Its fields as JSON values: counts as whole numbers, flags as booleans, a field not
         given (an unknown condo fee included) as ``None`` (what the API answers and the
         prediction log stores)."""
+        # Written out field by field (COUNTS, then FLAGS): every answer and every prediction
+        # log row builds one, and the loops over the names took twice as long.
         return {
             "negotiation": self.negotiation,
             "district": self.district,
             "size_m2": self.size_m2,
-            **{name: _maybe(int, getattr(self, name)) for name in COUNTS},
+            "rooms": _maybe(int, self.rooms),
+            "toilets": _maybe(int, self.toilets),
+            "suites": _maybe(int, self.suites),
+            "parking": _maybe(int, self.parking),
             "condo_fee": self.condo_fee or None,
-            **{name: _maybe(bool, getattr(self, name)) for name in FLAGS},
+            "elevator": _maybe(bool, self.elevator),
+            "furnished": _maybe(bool, self.furnished),
+            "swimming_pool": _maybe(bool, self.swimming_pool),
+            "new": _maybe(bool, self.new),
             "latitude": self.latitude,
             "longitude": self.longitude,
         }
@@ -234,19 +253,40 @@ class Property:
     def listed(self) -> bool:
         """Whether the ensemble of the listings as listed prices it (see
         :func:`listed_columns`): every field given, a condo fee of 0 included."""
-        return (
-            self.latitude is not None
-            and self.longitude is not None
-            and all(getattr(self, name) is not None for name in TYPICAL)
+        # TYPICAL, written out (see as_dict).
+        return not (
+            self.latitude is None
+            or self.longitude is None
+            or self.rooms is None
+            or self.toilets is None
+            or self.suites is None
+            or self.parking is None
+            or self.condo_fee is None
+            or self.elevator is None
+            or self.furnished is None
+            or self.swimming_pool is None
+            or self.new is None
         )
 
     @property
     def not_given(self) -> tuple[str, ...]:
         """The optional fields (:data:`OPTIONAL`) this property leaves unknown."""
-        located = self.latitude is not None and self.longitude is not None
-        given = {name: getattr(self, name) is not None for name in TYPICAL}
-        given.update(condo_fee=bool(self.condo_fee), location=located)
-        return tuple(name for name in OPTIONAL if not given[name])
+        # OPTIONAL in order, written out (see as_dict); most properties give every field.
+        given = (
+            self.rooms is not None,
+            self.toilets is not None,
+            self.suites is not None,
+            self.parking is not None,
+            bool(self.condo_fee),
+            self.elevator is not None,
+            self.furnished is not None,
+            self.swimming_pool is not None,
+            self.new is not None,
+            self.latitude is not None and self.longitude is not None,
+        )
+        if all(given):
+            return ()
+        return tuple(name for name, known in zip(OPTIONAL, given, strict=True) if not known)
 
     def columns(self) -> dict[str, np.ndarray]:
         """This property as feature columns of length one."""

@@ -322,30 +322,34 @@ class Valuer:
             )
         resolved = [self.resolve(p) for p in props]
         out: list[Valuation | None] = [None] * len(resolved)
+        version, district_price_m2 = self.version, self.builder.district_price_m2
         for n in self.negotiations:
             at = [i for i, p in enumerate(resolved) if p.negotiation == n]
             if not at:
                 continue
             group = [resolved[i] for i in at]
-            x, log_medians, spreads = self._estimate(group, n)
+            listed = [p.listed for p in group]
+            x, log_medians, spreads = self._estimate(group, n, listed)
             calibration, scale = self.calibrations[n], self.scale[n]
+            bounds_one = calibration.bounds_one
             for j, i in enumerate(at):
-                prop, row = group[j], x[j : j + 1]
-                price = scale * float(np.exp(log_medians[j]))  # as in the batch path, to the bit
+                prop, log_median, spread = group[j], log_medians[j], spreads[j]
+                price = scale * float(np.exp(log_median))  # as in the batch path, to the bit
                 not_given = prop.not_given
-                klass = calibration_class(not_given, listed=prop.listed)
-                low, high = calibration.bounds_one(log_medians[j], spreads[j], price, level, klass)
+                klass = calibration_class(not_given, listed=listed[j])
+                low, high = bounds_one(log_median, spread, price, level, klass)
+                row = x[j : j + 1]
                 baseline, reasons = self._reasons(prop, row) if explain else (None, None)
                 out[i] = Valuation(
                     property=prop,
                     price=price,
-                    model_version=self.version,
+                    model_version=version,
                     not_given=not_given,
                     typical=self.typical(prop.size_m2, not_given) if not_given else None,
-                    sharpen=sharpen(calibration, spreads[j], level, klass, not_given, scale),
+                    sharpen=sharpen(calibration, spread, level, klass, not_given, scale),
                     location_estimated=prop.latitude is None or prop.longitude is None,
                     price_m2=price / prop.size_m2,
-                    district_median_price_m2=self.builder.district_price_m2(prop.district, n),
+                    district_median_price_m2=district_price_m2(prop.district, n),
                     level=level,
                     price_low=low,
                     price_high=high,
@@ -359,10 +363,10 @@ class Valuer:
         return valued
 
     def _estimate(
-        self, props: list[Property], negotiation: str
+        self, props: list[Property], negotiation: str, listed: list[bool]
     ) -> tuple[np.ndarray, list[float], list[float]]:
         """Feature rows, ensemble log-price estimates and raw spread-model outputs of resolved
-        ``props`` of one negotiation type.
+        ``props`` of one negotiation type (``listed``: each one's :attr:`Property.listed`).
 
         Below :data:`ROWS_TOGETHER` properties each row is built and run through the trees on
         its own (LightGBM's single-row call); from it on, numpy builds the matrix and LightGBM
@@ -375,10 +379,10 @@ class Valuer:
             x = np.concatenate([self._matrix(p) for p in props])
             spreads = [spread.predict(row) for row in x]
             log_medians = []
-            for prop, row in zip(props, x, strict=True):
-                route = "" if prop.listed else MASKED
+            for is_listed, row in zip(listed, x, strict=True):
+                route = "" if is_listed else MASKED
                 outputs = [[p.predict(row)] for p in members[route]]
-                log_medians += model.pick(prop.listed).combine(outputs, [float(row[SIZE])])
+                log_medians += model.pick(is_listed).combine(outputs, [float(row[SIZE])])
             return x, log_medians, spreads
         else:
             x = self.builder.matrix(property_columns(props), negotiation=negotiation)
@@ -386,10 +390,10 @@ class Valuer:
             # (LightGBM applies num_threads beyond the call, see SingleRowPredictor; as for
             # _reasons, the callers are servers, whose every call wants one thread.)
             spreads = _on_one_thread(self.calibrations[negotiation].spread, x)
-        listed = np.array([p.listed for p in props], dtype=bool)
+        given = np.array(listed, dtype=bool)
         log_medians = [0.0] * len(x)
         for route, ensemble in model.ensembles().items():
-            rows = np.flatnonzero(listed if route == "" else ~listed)
+            rows = np.flatnonzero(given if route == "" else ~given)
             if not len(rows):
                 continue
             sub = x[rows]

@@ -39,7 +39,7 @@ def months_for(
 def valuation_body(v: Valuation, at: AsOf, *, request_id: str) -> dict[str, Any]:
     """:func:`imovsp.api.render.valuation_dict` of ``v`` moved to ``at``'s month, with the
     fields that say which month and factor (comparables keep their listed price beside)."""
-    body = valuation_dict(as_of.move(v, at.factor), request_id=request_id)
+    body = valuation_dict(v, request_id=request_id, factor=at.factor)
     body.update(as_of.fields(at, v, price=_price))
     if body["comparables"] is not None and v.comparables is not None:
         for shown, listed in zip(body["comparables"], v.comparables, strict=True):

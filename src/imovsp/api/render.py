@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from imovsp import as_of
 from imovsp.api.coalesce import Coalescer, Options, value_together
 from imovsp.api.location import location_notes
 from imovsp.api.schemas import DEFAULT_LEVEL, OptionsIn, PropertyIn
@@ -62,19 +63,30 @@ def _price(value: float | None, negotiation: str) -> float | None:
     return round(value, -3 if negotiation == "sale" else -1)
 
 
-def valuation_dict(v: Valuation, *, request_id: str) -> dict[str, Any]:
-    """The JSON body of one valuation (see :class:`imovsp.api.schemas.ValuationOut`)."""
+def _times(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def valuation_dict(v: Valuation, *, request_id: str, factor: float = 1.0) -> dict[str, Any]:
+    """The JSON body of one valuation (see :class:`imovsp.api.schemas.ValuationOut`), every
+    amount of money multiplied by ``factor``: what ``as_of.move(v, factor)`` renders, to the
+    bit (tested), without the copy of the valuation that moving it makes (a fifth of the
+    rendering's time on the hot path)."""
     p = v.property
     negotiation = p.negotiation
-    median = v.district_median_price_m2
-    width = v.width_pct()
+    price = v.price * factor
+    low, high = _times(v.price_low, factor), _times(v.price_high, factor)
+    median = _times(v.district_median_price_m2, factor)
+    # Valuation.width_pct of the moved valuation.
+    width = None if low is None or high is None else 100 * (high - low) / price
+    moved = v if v.reasons is None and v.comparables is None else as_of.move(v, factor)
     return {
-        "price": _price(v.price, negotiation),
+        "price": _price(price, negotiation),
         "currency": "BRL",
         "per_month": negotiation == "rent",
         "negotiation": negotiation,
         "district": p.district,
-        "price_m2": round(v.price_m2, 2),
+        "price_m2": round(v.price_m2 * factor, 2),
         "district_median_price_m2": None if median is None else round(median, 2),
         "location_estimated": v.location_estimated,
         "not_given": list(v.not_given),
@@ -82,8 +94,8 @@ def valuation_dict(v: Valuation, *, request_id: str) -> dict[str, Any]:
         "typical": v.typical,
         "property": p.as_dict(),
         "level": v.level,
-        "price_low": _price(v.price_low, negotiation),
-        "price_high": _price(v.price_high, negotiation),
+        "price_low": _price(low, negotiation),
+        "price_high": _price(high, negotiation),
         "width_pct": None if width is None else round(width, 1),
         "sharpen": [
             {
@@ -93,9 +105,11 @@ def valuation_dict(v: Valuation, *, request_id: str) -> dict[str, Any]:
             }
             for s in v.sharpen
         ],
-        "baseline": _price(v.baseline, negotiation),
-        "reasons": None if v.reasons is None else [asdict(r) for r in v.reasons],
-        "comparables": None if v.comparables is None else [asdict(c) for c in v.comparables],
+        "baseline": _price(_times(v.baseline, factor), negotiation),
+        "reasons": None if moved.reasons is None else [asdict(r) for r in moved.reasons],
+        "comparables": None
+        if moved.comparables is None
+        else [asdict(c) for c in moved.comparables],
         "notes": location_notes(v),
         "model_version": v.model_version,
         "request_id": request_id,

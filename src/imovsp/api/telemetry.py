@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import sys
@@ -77,9 +78,19 @@ def metrics_payload() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+# The last second :func:`timestamp` formatted, and its text: a loaded server writes thousands
+# of lines a second, and formatting the date and time was most of a timestamp's cost.
+_second: tuple[int, str] = (-1, "")
+
+
 def timestamp(seconds: float) -> str:
     """A log line's time: UTC, to the millisecond (``2026-11-27T01:19:58.267Z``)."""
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    global _second
+    second = math.floor(seconds)  # the second time.gmtime(seconds) gives
+    last, whole = _second  # one read: other threads log too
+    if second != last:
+        whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second = (second, whole)
     return f"{whole}.{int(seconds % 1 * 1000):03d}Z"
 
 

@@ -21,7 +21,7 @@ from imovsp import data, formats
 from imovsp.data import DataError
 from imovsp.features import frame_columns, not_given_columns
 from imovsp.formats import Chunk, Format
-from imovsp.ranges import DEFAULT_LEVEL
+from imovsp.limits import DEFAULT_LEVEL
 from imovsp.valuer import Valuer
 
 PREDICTED = "predicted_price"

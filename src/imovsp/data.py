@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,17 +20,22 @@ import numpy as np
 import pandas as pd
 
 from imovsp.geo import geography
+from imovsp.limits import (
+    CONDO_FEE_MAX,
+    CONDO_FEE_MIN,
+    COUNTS_MAX,
+    PRICE_MAX,
+    PRICE_MIN,
+    SIZE_M2_MAX,
+    SIZE_M2_MIN,
+)
+from imovsp.limits import NEGOTIATIONS as NEGOTIATIONS  # the data's too
 from imovsp.price_index import parse_month
 
 if TYPE_CHECKING:
     from imovsp.price_index import PriceIndex
 
 PRICE = "Price"
-# What can be a price (BRL): a month's rent from R$ 100 (the cheapest listed is R$ 480), a sale up
-# to R$ 1 billion (the dearest listed, R$ 10 million). A condo fee from R$ 1 a month (listings
-# give 1), 0 meaning unknown.
-PRICE_MIN, PRICE_MAX = 100.0, 1e9
-CONDO_FEE_MIN, CONDO_FEE_MAX = 1.0, 100_000.0
 NEGOTIATION = "Negotiation Type"
 DISTRICT = "District"
 LATITUDE = "Latitude"
@@ -54,7 +59,6 @@ FEATURE_COLUMNS = (
 # Property Type is always "apartment" in this dataset; it is accepted but not required.
 REQUIRED_COLUMNS = FEATURE_COLUMNS
 RAW_COLUMNS = (PRICE, *FEATURE_COLUMNS[:-2], PROPERTY_TYPE, LATITUDE, LONGITUDE)
-NEGOTIATIONS = ("sale", "rent")
 
 # A generous box around the city of São Paulo; points outside it are treated as missing.
 CITY_BOUNDS = {"lat": (-24.01, -23.35), "lon": (-46.83, -46.36)}
@@ -183,8 +187,9 @@ def validate(
 ) -> Validated:
     """Validate and clean raw listings (strings as read), keeping a reason for every rejection.
 
-    With ``allow_missing`` (scoring), an empty count or flag means "not given" and stays NaN;
-    training listings must have them all. An empty condo fee is unknown either way, as a 0.
+    With ``allow_missing`` (scoring), an empty count or flag means "not given" and stays NaN,
+    and a row must be a property the API would value (:mod:`imovsp.limits`); training
+    listings must have every field. An empty condo fee is unknown either way, as a 0.
     With ``months``, the ``Month`` column (``YYYY-MM``) is checked and kept too.
     """
     check_columns(raw.columns, require_price=require_price)
@@ -221,6 +226,8 @@ def validate(
         reject(given & ((out[col] < 0) | (out[col] % 1 != 0)), f"{col} must be a whole number ≥ 0")
     for col in FLAG_COLUMNS:
         reject(out[col].notna() & ~out[col].isin([0.0, 1.0]), f"{col} must be 0 or 1")
+    if allow_missing:
+        _within_limits(out, reject)
 
     negotiation = raw[NEGOTIATION].astype(str).str.strip().str.lower()
     reject(~negotiation.isin(NEGOTIATIONS), "Negotiation Type must be sale or rent")
@@ -248,6 +255,23 @@ def validate(
     report.coordinates_missing = int((missing & valid).sum())
     report.rows_kept = int(valid.sum())
     return Validated(frame=out[valid], errors=reasons, report=report)
+
+
+def _within_limits(out: pd.DataFrame, reject: Callable[[pd.Series, str], None]) -> None:
+    """Reject the rows that the API would refuse as properties to value."""
+    size = out["Size"]
+    reject(
+        (size < SIZE_M2_MIN) | (size > SIZE_M2_MAX),
+        f"Size must be from {SIZE_M2_MIN} to {SIZE_M2_MAX:,} m²",
+    )
+    for col in COUNT_COLUMNS:
+        most = COUNTS_MAX[col.lower()]
+        reject(out[col] > most, f"{col} must be at most {most}")
+    fee = out["Condo"]
+    reject(
+        ((fee > 0) & (fee < CONDO_FEE_MIN)) | (fee > CONDO_FEE_MAX),
+        f"Condo must be 0 (unknown) or from {CONDO_FEE_MIN:,.0f} to {CONDO_FEE_MAX:,.0f}",
+    )
 
 
 def fingerprints(frame: pd.DataFrame) -> np.ndarray:

@@ -31,9 +31,8 @@ import lightgbm as lgb
 import numpy as np
 
 from imovsp.features import CATEGORICAL, FEATURES
+from imovsp.limits import MAX_LEVEL, MIN_LEVEL
 
-DEFAULT_LEVEL = 0.8
-MIN_LEVEL, MAX_LEVEL = 0.5, 0.95
 # The levels every evaluation reports (coverage against nominal).
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 SPREAD_PARAMS: dict[str, Any] = {

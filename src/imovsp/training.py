@@ -49,10 +49,10 @@ from imovsp.features import (
     mask,
     raw_columns,
 )
+from imovsp.limits import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.metrics import by_negotiation
 from imovsp.predict import estimate
 from imovsp.price_index import DEFAULT_DATA_MONTH
-from imovsp.ranges import DEFAULT_LEVEL
 from imovsp.valuer import Valuer
 
 # scikit-learn (the splits) is imported inside the function that splits: a server worker never
@@ -440,7 +440,7 @@ def to_valuer(
                 "min_rows": ranges.MIN_CLASS_ROWS,
             },
             "default_level": DEFAULT_LEVEL,
-            "levels": [ranges.MIN_LEVEL, ranges.MAX_LEVEL],
+            "levels": [MIN_LEVEL, MAX_LEVEL],
             "sigma_floor": {n: c.floor for n, c in result.calibrations.items()},
             "typical_sigma": {n: c.typical_sigma for n, c in result.calibrations.items()},
         },

@@ -1,18 +1,15 @@
-"""Between the HTTP schemas and the Valuer: value a request's property, render the answer.
-
-Responses are plain dicts serialised by orjson: on the hot path this is several times cheaper
-than building response models, and the tests check every shape against the schemas.
-"""
+"""Between the HTTP schemas and the Valuer: value a request's property, render the answer
+(:mod:`imovsp.answer`, which the CLI gives too), serialised by orjson."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
+from imovsp import answer
 from imovsp.api.coalesce import Coalescer, Options, value_together
-from imovsp.api.location import location_notes
-from imovsp.api.schemas import DEFAULT_LEVEL, OptionsIn, PropertyIn
+from imovsp.api.schemas import OptionsIn, PropertyIn
 from imovsp.features import Property
+from imovsp.limits import DEFAULT_LEVEL
 from imovsp.valuer import Valuation, Valuer
 
 
@@ -56,47 +53,6 @@ class Valuing:
         return [errors[i] if i in errors else next(valued) for i in range(len(items))]
 
 
-def _price(value: float | None, negotiation: str) -> float | None:
-    if value is None:
-        return None
-    return round(value, -3 if negotiation == "sale" else -1)
-
-
 def valuation_dict(v: Valuation, *, request_id: str) -> dict[str, Any]:
-    """The JSON body of one valuation (see :class:`imovsp.api.schemas.ValuationOut`)."""
-    p = v.property
-    negotiation = p.negotiation
-    median = v.district_median_price_m2
-    width = v.width_pct()
-    return {
-        "price": _price(v.price, negotiation),
-        "currency": "BRL",
-        "per_month": negotiation == "rent",
-        "negotiation": negotiation,
-        "district": p.district,
-        "price_m2": round(v.price_m2, 2),
-        "district_median_price_m2": None if median is None else round(median, 2),
-        "location_estimated": v.location_estimated,
-        "not_given": list(v.not_given),
-        "defaulted": list(v.not_given),
-        "typical": v.typical,
-        "property": p.as_dict(),
-        "level": v.level,
-        "price_low": _price(v.price_low, negotiation),
-        "price_high": _price(v.price_high, negotiation),
-        "width_pct": None if width is None else round(width, 1),
-        "sharpen": [
-            {
-                "fields": list(s.fields),
-                "width_pct": s.width_pct,
-                "message": s.message(width),
-            }
-            for s in v.sharpen
-        ],
-        "baseline": _price(v.baseline, negotiation),
-        "reasons": None if v.reasons is None else [asdict(r) for r in v.reasons],
-        "comparables": None if v.comparables is None else [asdict(c) for c in v.comparables],
-        "notes": location_notes(v),
-        "model_version": v.model_version,
-        "request_id": request_id,
-    }
+    """The JSON body of one valuation (see :func:`imovsp.answer.valuation`)."""
+    return answer.valuation(v, request_id=request_id)

@@ -20,7 +20,23 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from imovsp.data import CONDO_FEE_MAX, CONDO_FEE_MIN, PRICE_MAX, PRICE_MIN
+from imovsp.limits import (
+    CONDO_FEE_MAX,
+    CONDO_FEE_MIN,
+    COUNTS_MAX,
+    DEFAULT_LEVEL,
+    LATITUDE_MAX,
+    LATITUDE_MIN,
+    LONGITUDE_MAX,
+    LONGITUDE_MIN,
+    MAX_COMPARABLES,
+    MAX_LEVEL,
+    MIN_LEVEL,
+    PRICE_MAX,
+    PRICE_MIN,
+    SIZE_M2_MAX,
+    SIZE_M2_MIN,
+)
 
 TYPICAL = (
     "Not given (absent or null): priced as unknown, by a model trained on listings with fields "
@@ -126,16 +142,22 @@ class PropertyIn(Strict):
         ),
     )
     size_m2: float = Field(
-        ge=10,
-        le=2000,
+        ge=SIZE_M2_MIN,
+        le=SIZE_M2_MAX,
         description="Private area in m² (the training data runs from 30 to 880 m²).",
     )
-    rooms: Count | None = Field(None, ge=0, le=20, description=f"Bedrooms. {TYPICAL}")
-    toilets: Count | None = Field(None, ge=0, le=20, description=f"Bathrooms. {TYPICAL}")
-    suites: Count | None = Field(
-        None, ge=0, le=20, description=f"Bedrooms with bathroom. {TYPICAL}"
+    rooms: Count | None = Field(
+        None, ge=0, le=COUNTS_MAX["rooms"], description=f"Bedrooms. {TYPICAL}"
     )
-    parking: Count | None = Field(None, ge=0, le=30, description=f"Parking spaces. {TYPICAL}")
+    toilets: Count | None = Field(
+        None, ge=0, le=COUNTS_MAX["toilets"], description=f"Bathrooms. {TYPICAL}"
+    )
+    suites: Count | None = Field(
+        None, ge=0, le=COUNTS_MAX["suites"], description=f"Bedrooms with bathroom. {TYPICAL}"
+    )
+    parking: Count | None = Field(
+        None, ge=0, le=COUNTS_MAX["parking"], description=f"Parking spaces. {TYPICAL}"
+    )
     condo_fee: float | None = Field(
         None,
         ge=0,
@@ -151,8 +173,8 @@ class PropertyIn(Strict):
     new: bool | None = Field(None, description=f"A new building (launch). {TYPICAL}")
     latitude: float | None = Field(
         None,
-        ge=-90,
-        le=90,
+        ge=LATITUDE_MIN,
+        le=LATITUDE_MAX,
         description=(
             "WGS84 latitude; must lie in São Paulo. Not given: the location within the "
             "district is unknown, and the range widens to match."
@@ -160,8 +182,8 @@ class PropertyIn(Strict):
     )
     longitude: float | None = Field(
         None,
-        ge=-180,
-        le=180,
+        ge=LONGITUDE_MIN,
+        le=LONGITUDE_MAX,
         description="WGS84 longitude; give both coordinates or neither.",
     )
 
@@ -171,16 +193,13 @@ class PropertyIn(Strict):
         return value if value is None else _condo_fee(value)
 
 
-DEFAULT_LEVEL = 0.8
-
-
 class OptionsIn(Strict):
     """What to add to a valuation, as query parameters."""
 
     level: float | None = Field(
         None,
-        ge=0.5,
-        le=0.95,
+        ge=MIN_LEVEL,
+        le=MAX_LEVEL,
         description=(
             f"Coverage of the price range, {DEFAULT_LEVEL} when omitted: the share of similar "
             "apartments whose price falls within [price_low, price_high]."
@@ -188,7 +207,7 @@ class OptionsIn(Strict):
     )
     explain: bool = Field(False, description="Add `reasons`: what moved the price.")
     comparables: int = Field(
-        0, ge=0, le=20, description="Add this many similar listings as `comparables`."
+        0, ge=0, le=MAX_COMPARABLES, description="Add this many similar listings as `comparables`."
     )
     as_of: str | None = Field(
         None,

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from imovsp import limits
 from imovsp.cli.common import (
-    MAX_COMPARABLES,
-    NEGOTIATIONS,
     as_of_option,
     cli,
     fail,
@@ -28,7 +26,7 @@ if TYPE_CHECKING:
     from imovsp.valuer import Valuation
 
 
-NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
+NEGOTIATION = click.Choice(limits.NEGOTIATIONS, case_sensitive=False)
 
 
 @cli.command()
@@ -37,13 +35,13 @@ NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
 @click.option(
     "--size",
     "size_m2",
-    type=click.FloatRange(min=1, max=10_000, min_open=False),
+    type=click.FloatRange(limits.SIZE_M2_MIN, limits.SIZE_M2_MAX),
     help="Private area, m².",
 )
-@click.option("--rooms", type=click.IntRange(0, 30))
-@click.option("--toilets", type=click.IntRange(0, 30))
-@click.option("--suites", type=click.IntRange(0, 30))
-@click.option("--parking", type=click.IntRange(0, 30))
+@click.option("--rooms", type=click.IntRange(0, limits.COUNTS_MAX["rooms"]))
+@click.option("--toilets", type=click.IntRange(0, limits.COUNTS_MAX["toilets"]))
+@click.option("--suites", type=click.IntRange(0, limits.COUNTS_MAX["suites"]))
+@click.option("--parking", type=click.IntRange(0, limits.COUNTS_MAX["parking"]))
 @click.option(
     "--condo-fee",
     type=float,
@@ -54,8 +52,8 @@ NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
 @click.option("--furnished/--no-furnished", default=None)
 @click.option("--swimming-pool/--no-swimming-pool", default=None)
 @click.option("--new/--not-new", "new", default=None)
-@click.option("--latitude", type=click.FloatRange(-90, 90))
-@click.option("--longitude", type=click.FloatRange(-180, 180))
+@click.option("--latitude", type=click.FloatRange(limits.LATITUDE_MIN, limits.LATITUDE_MAX))
+@click.option("--longitude", type=click.FloatRange(limits.LONGITUDE_MIN, limits.LONGITUDE_MAX))
 @click.option(
     "--file",
     "file_",
@@ -67,9 +65,10 @@ NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
 @click.option("--explain", is_flag=True, help="Say what moved the price, from a typical flat.")
 @click.option(
     "--comparables",
-    type=click.IntRange(0, MAX_COMPARABLES),
+    type=click.IntRange(0, limits.MAX_COMPARABLES),
     default=0,
-    help=f"Show this many similar listings from the training data (up to {MAX_COMPARABLES}).",
+    help="Show this many similar listings from the training data "
+    f"(up to {limits.MAX_COMPARABLES}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the valuation as JSON.")
 @as_of_option
@@ -134,16 +133,12 @@ def predict(
             at = as_of_module.resolve(index, valuer.data_month, prop.negotiation, as_of)
         except (TypeError, ValueError) as exc:
             fail(str(exc))
-    moved = as_of_module.move(valuation, at.factor)
     if as_json:
-        found = valuation_json(moved)
-        found.update(as_of_module.fields(at, valuation, price=_round))
-        for shown, listed in zip(
-            found.get("comparables", []), valuation.comparables or (), strict=True
-        ):
-            shown["price_at_data_month"] = listed.price
-        click.echo(json.dumps(found, ensure_ascii=False))
+        from imovsp import answer
+
+        click.echo(json.dumps(answer.in_month(valuation, at), ensure_ascii=False))
         return
+    moved = as_of_module.move(valuation, at.factor)
     click.echo("\n".join(valuation_lines(moved)))
     click.echo(as_of_line(at, valuation))
     if valuation.not_given:
@@ -178,54 +173,22 @@ def as_of_line(at: as_of_module.AsOf, original: Valuation) -> str:
 
 def _condo_fee(fee: float | None) -> float | None:
     """A fee as the API takes it: 0 (unknown) or a monthly fee from R$ 1 to R$ 100,000."""
-    from imovsp import data
-
-    if fee is None or fee == 0 or data.CONDO_FEE_MIN <= fee <= data.CONDO_FEE_MAX:
+    if fee is None or fee == 0 or limits.CONDO_FEE_MIN <= fee <= limits.CONDO_FEE_MAX:
         return fee
     raise click.BadParameter(
-        f"{fee:g} is not 0 (unknown) or a monthly fee from {data.CONDO_FEE_MIN:,.0f} to "
-        f"{data.CONDO_FEE_MAX:,.0f}"
+        f"{fee:g} is not 0 (unknown) or a monthly fee from {limits.CONDO_FEE_MIN:,.0f} to "
+        f"{limits.CONDO_FEE_MAX:,.0f}"
     )
 
 
 def _round(price: float, negotiation: str) -> float:
-    return round(price, -1 if negotiation == "rent" else -3)
+    from imovsp import answer  # here: the module needs the model's types, the CLI starts without
+
+    return answer.price(price, negotiation) or 0.0
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def valuation_json(valuation: Valuation) -> dict[str, Any]:
-    prop = valuation.property
-    result: dict[str, Any] = {
-        "price": _round(valuation.price, prop.negotiation),
-        "price_low": _round(valuation.price_low or 0.0, prop.negotiation),
-        "price_high": _round(valuation.price_high or 0.0, prop.negotiation),
-        "level": valuation.level,
-        "price_m2": round(valuation.price_m2, 2),
-        "district_median_price_m2": (
-            None if (median := valuation.district_median_price_m2) is None else round(median, 2)
-        ),
-        "negotiation": prop.negotiation,
-        "district": prop.district,
-        "size_m2": prop.size_m2,
-        "not_given": list(valuation.not_given),
-        "typical": valuation.typical,
-        "width_pct": None if (width := valuation.width_pct()) is None else round(width, 1),
-        "sharpen": [
-            {"fields": list(s.fields), "width_pct": s.width_pct, "message": s.message(width)}
-            for s in valuation.sharpen
-        ],
-        "location_estimated": valuation.location_estimated,
-        "model_version": valuation.model_version,
-    }
-    if valuation.reasons is not None:
-        result["baseline"] = round(valuation.baseline or 0.0, 2)
-        result["reasons"] = [dataclasses.asdict(r) for r in valuation.reasons]
-    if valuation.comparables is not None:
-        result["comparables"] = [dataclasses.asdict(c) for c in valuation.comparables]
-    return result
 
 
 def valuation_lines(valuation: Valuation) -> list[str]:

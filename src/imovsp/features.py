@@ -83,11 +83,6 @@ def pattern_class(not_given: Sequence[str]) -> int:
     )
 
 
-def class_groups(klass: int) -> tuple[str, ...]:
-    """The groups of :data:`GROUPS` that class ``klass`` gives."""
-    return tuple(name for bit, name in enumerate(GROUPS) if klass >> bit & 1)
-
-
 def calibration_class(not_given: Sequence[str], *, listed: bool) -> int:
     """A range's calibration class: :func:`pattern_class`, and apart from it the flats priced
     by the listed ensemble (see :func:`listed_columns`), whose errors are their own."""
@@ -260,30 +255,8 @@ def _maybe(kind: Any, value: Any) -> Any:
     return kind(value)
 
 
-def column_properties(cols: Mapping[str, np.ndarray]) -> list[Property]:
-    """Feature columns (see :func:`frame_columns`) as properties, one per row: the inverse of
-    :meth:`Property.columns` (an unknown field is ``None``)."""
-    out = []
-    for i in range(len(cols["size_m2"])):
-        located = not (np.isnan(cols["latitude"][i]) or np.isnan(cols["longitude"][i]))
-        out.append(
-            Property(
-                negotiation=str(cols["negotiation"][i]),
-                district=str(cols["district"][i]),
-                size_m2=float(cols["size_m2"][i]),
-                **{name: _maybe(int, float(cols[name][i])) for name in COUNTS},
-                condo_fee=_maybe(float, float(cols["condo_fee"][i])),
-                **{name: _maybe(bool, float(cols[name][i])) for name in FLAGS},
-                latitude=float(cols["latitude"][i]) if located else None,
-                longitude=float(cols["longitude"][i]) if located else None,
-            )
-        )
-    return out
-
-
 def property_columns(props: Sequence[Property]) -> dict[str, np.ndarray]:
-    """Properties as feature columns, one row each (an unknown condo fee or location is NaN):
-    the inverse of :func:`column_properties`."""
+    """Properties as feature columns, one row each (an unknown condo fee or location is NaN)."""
     out: dict[str, np.ndarray] = {}
     for f in fields(Property):
         values = [getattr(p, f.name) for p in props]

@@ -75,15 +75,6 @@ def check_level(level: float) -> float:
     return float(level)
 
 
-def conformal_quantile(scores: np.ndarray, level: float) -> float:
-    """The ``ceil((n + 1) level)``-th smallest of the sorted ``scores`` (the largest if that
-    rank is past the end): with exchangeable data, a new score is below it with probability
-    at least ``level``."""
-    n = len(scores)
-    rank = min(math.ceil((n + 1) * level), n)
-    return float(scores[rank - 1])
-
-
 def signed_quantiles(scores: np.ndarray, level: float, below: float) -> tuple[float, float]:
     """The low and high ends, among the sorted signed ``scores``, of a range that misses at most
     ``(1 - level) below`` of new scores below it and ``(1 - level)(1 - below)`` above it (the

@@ -63,8 +63,9 @@ BASE_PARAMS: dict[str, Any] = {
     "alpha": 0.15,  # in log price: residuals past ~15% count linearly, so outliers pull less
     # 0.1 rather than 0.05: on the 4 splits of benchmarks/accuracy.py sale is the same (13.27 /
     # 9.14 against 13.29 / 9.11, MAPE / median APE %) and rent a little worse (17.89 / 13.47
-    # against 17.79 / 13.23, well inside its floors) with half the trees: 0.05 took train +
-    # evaluate to 87 s, the artifact to 20 MB and a valuation to 0.45 ms (docs/benchmarks.md).
+    # against 17.79 / 13.23, well inside its floors) with half the trees, and so half the
+    # training time, artifact and valuation time (docs/benchmarks.md, *Accuracy on repeated
+    # honest splits*).
     "learning_rate": 0.1,
     "min_data_in_leaf": 5,
     "bagging_fraction": 0.8,

@@ -40,9 +40,8 @@ from imovsp.valuation import sharpen
 
 XY = [FEATURES.index("x_km"), FEATURES.index("y_km")]
 # From this many properties of one negotiation type valued together, building their features
-# and running the trees as one matrix is cheaper than row by row. Per property, valuing 1,536
-# sale listings of the dev data in groups of 1 / 4 / 6 / 8 / 64 (dev model, one thread):
-# row by row 354 / 306 / 323 / 311 / 266 µs, as one matrix 688 / 387 / 306 / 267 / 175 µs.
+# and running the trees as one matrix is cheaper than row by row (measured by group size in
+# docs/benchmarks.md, session 12, *Valued together*).
 ROWS_TOGETHER = 6
 
 

@@ -88,7 +88,7 @@ def test_unusable_rows_are_rejected_and_counted_by_reason(
 def test_rows_to_value_are_refused_where_the_api_refuses_them(
     column: str, value: str, reason: str
 ) -> None:
-    # One set of limits (imovsp.limits) for the API, the CLI and batch scoring; training
+    # One set of limits (imovsp.bounds) for the API, the CLI and batch scoring; training
     # listings are not held to them.
     frame = raw(synthetic_listings(10, seed=1))
     frame.loc[3, column] = value

@@ -19,17 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from imovsp import bounds
+from imovsp.bounds import NEGOTIATIONS as NEGOTIATIONS  # the data's too
+from imovsp.bounds import PRICE_MAX, PRICE_MIN
 from imovsp.geo import geography
-from imovsp.limits import (
-    CONDO_FEE_MAX,
-    CONDO_FEE_MIN,
-    COUNTS_MAX,
-    PRICE_MAX,
-    PRICE_MIN,
-    SIZE_M2_MAX,
-    SIZE_M2_MIN,
-)
-from imovsp.limits import NEGOTIATIONS as NEGOTIATIONS  # the data's too
 from imovsp.price_index import parse_month
 
 if TYPE_CHECKING:
@@ -188,7 +181,7 @@ def validate(
     """Validate and clean raw listings (strings as read), keeping a reason for every rejection.
 
     With ``allow_missing`` (scoring), an empty count or flag means "not given" and stays NaN,
-    and a row must be a property the API would value (:mod:`imovsp.limits`); training
+    and a row must be a property the API would value (:mod:`imovsp.bounds`); training
     listings must have every field. An empty condo fee is unknown either way, as a 0.
     With ``months``, the ``Month`` column (``YYYY-MM``) is checked and kept too.
     """
@@ -227,7 +220,7 @@ def validate(
     for col in FLAG_COLUMNS:
         reject(out[col].notna() & ~out[col].isin([0.0, 1.0]), f"{col} must be 0 or 1")
     if allow_missing:
-        _within_limits(out, reject)
+        _within_bounds(out, reject)
 
     negotiation = raw[NEGOTIATION].astype(str).str.strip().str.lower()
     reject(~negotiation.isin(NEGOTIATIONS), "Negotiation Type must be sale or rent")
@@ -257,20 +250,17 @@ def validate(
     return Validated(frame=out[valid], errors=reasons, report=report)
 
 
-def _within_limits(out: pd.DataFrame, reject: Callable[[pd.Series, str], None]) -> None:
-    """Reject the rows that the API would refuse as properties to value."""
-    size = out["Size"]
-    reject(
-        (size < SIZE_M2_MIN) | (size > SIZE_M2_MAX),
-        f"Size must be from {SIZE_M2_MIN} to {SIZE_M2_MAX:,} m²",
-    )
+def _within_bounds(out: pd.DataFrame, reject: Callable[[pd.Series, str], None]) -> None:
+    """Reject the rows that the API would refuse as properties to value (:mod:`imovsp.bounds`)."""
+    low, high = bounds.SIZE_M2
+    reject(~out["Size"].between(low, high), f"Size must be from {low} to {high:,} m²")
     for col in COUNT_COLUMNS:
-        most = COUNTS_MAX[col.lower()]
+        most = bounds.COUNTS[col.lower()][1]
         reject(out[col] > most, f"{col} must be at most {most}")
-    fee = out["Condo"]
+    fee, low_fee, high_fee = out["Condo"], bounds.CONDO_FEE_MIN, bounds.CONDO_FEE_MAX
     reject(
-        ((fee > 0) & (fee < CONDO_FEE_MIN)) | (fee > CONDO_FEE_MAX),
-        f"Condo must be 0 (unknown) or from {CONDO_FEE_MIN:,.0f} to {CONDO_FEE_MAX:,.0f}",
+        ((fee > 0) & (fee < low_fee)) | (fee > high_fee),
+        f"Condo must be 0 (unknown) or from {low_fee:,.0f} to {high_fee:,.0f}",
     )
 
 

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from imovsp import data, ranges
+from imovsp.bounds import DEFAULT_LEVEL
 from imovsp.builder import FeatureBuilder
 from imovsp.ensemble import Routed
 from imovsp.features import FIELD_SETS, OPTIONAL, frame_columns, mask
-from imovsp.limits import DEFAULT_LEVEL
 from imovsp.predict import bounds, estimate
 
 if TYPE_CHECKING:

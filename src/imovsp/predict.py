@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from imovsp import ranges
+from imovsp.bounds import DEFAULT_LEVEL
 from imovsp.builder import FeatureBuilder
 from imovsp.ensemble import Routed
 from imovsp.features import calibration_classes, frame_columns, listed_columns
-from imovsp.limits import DEFAULT_LEVEL
 
 
 def estimate(

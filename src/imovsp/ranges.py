@@ -30,8 +30,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from imovsp.bounds import MAX_LEVEL, MIN_LEVEL
 from imovsp.features import CATEGORICAL, FEATURES
-from imovsp.limits import MAX_LEVEL, MIN_LEVEL
 
 # The levels every evaluation reports (coverage against nominal).
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from imovsp import comparables, data, drift, ensemble, ranges
+from imovsp.bounds import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.builder import FeatureBuilder
 from imovsp.comparables import ComparableIndex
 from imovsp.data import DataReport
@@ -49,7 +50,6 @@ from imovsp.features import (
     mask,
     raw_columns,
 )
-from imovsp.limits import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.metrics import by_negotiation
 from imovsp.predict import estimate
 from imovsp.price_index import DEFAULT_DATA_MONTH

@@ -20,12 +20,12 @@ import pandas as pd
 
 from imovsp import artifact, comparables, data, explain, predict, ranges
 from imovsp.artifact import Artifact, ArtifactError
+from imovsp.bounds import DEFAULT_LEVEL, MAX_COMPARABLES
 from imovsp.builder import FeatureBuilder
 from imovsp.comparables import ComparableIndex
 from imovsp.drift import Reference
 from imovsp.ensemble import MASKED, SIZE, Ensemble, Routed, routed_names
 from imovsp.features import FEATURES, Property, calibration_class, property_columns
-from imovsp.limits import DEFAULT_LEVEL, MAX_COMPARABLES
 from imovsp.price_index import DEFAULT_DATA_MONTH
 from imovsp.ranges import Calibration
 from imovsp.single_row import SingleRowPredictor

@@ -8,8 +8,8 @@ from typing import Any
 from imovsp import answer
 from imovsp.api.coalesce import Coalescer, Options, value_together
 from imovsp.api.schemas import OptionsIn, PropertyIn
+from imovsp.bounds import DEFAULT_LEVEL
 from imovsp.features import Property
-from imovsp.limits import DEFAULT_LEVEL
 from imovsp.valuer import Valuation, Valuer
 
 

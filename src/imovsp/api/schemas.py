@@ -20,23 +20,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from imovsp.limits import (
-    CONDO_FEE_MAX,
-    CONDO_FEE_MIN,
-    COUNTS_MAX,
-    DEFAULT_LEVEL,
-    LATITUDE_MAX,
-    LATITUDE_MIN,
-    LONGITUDE_MAX,
-    LONGITUDE_MIN,
-    MAX_COMPARABLES,
-    MAX_LEVEL,
-    MIN_LEVEL,
-    PRICE_MAX,
-    PRICE_MIN,
-    SIZE_M2_MAX,
-    SIZE_M2_MIN,
-)
+from imovsp import bounds
+from imovsp.bounds import CONDO_FEE_MAX, CONDO_FEE_MIN, DEFAULT_LEVEL, PRICE_MAX, PRICE_MIN
 
 TYPICAL = (
     "Not given (absent or null): priced as unknown, by a model trained on listings with fields "
@@ -99,6 +84,12 @@ Negotiation = Annotated[
 ]
 
 
+def _count(name: str, description: str) -> Any:
+    """A count field, optional, within its bounds (:data:`imovsp.bounds.COUNTS`)."""
+    low, high = bounds.COUNTS[name]
+    return Field(None, ge=low, le=high, description=description)
+
+
 class Strict(BaseModel):
     """Unknown fields are refused (a typo must not silently become a default)."""
 
@@ -142,22 +133,14 @@ class PropertyIn(Strict):
         ),
     )
     size_m2: float = Field(
-        ge=SIZE_M2_MIN,
-        le=SIZE_M2_MAX,
+        ge=bounds.SIZE_M2[0],
+        le=bounds.SIZE_M2[1],
         description="Private area in m² (the training data runs from 30 to 880 m²).",
     )
-    rooms: Count | None = Field(
-        None, ge=0, le=COUNTS_MAX["rooms"], description=f"Bedrooms. {TYPICAL}"
-    )
-    toilets: Count | None = Field(
-        None, ge=0, le=COUNTS_MAX["toilets"], description=f"Bathrooms. {TYPICAL}"
-    )
-    suites: Count | None = Field(
-        None, ge=0, le=COUNTS_MAX["suites"], description=f"Bedrooms with bathroom. {TYPICAL}"
-    )
-    parking: Count | None = Field(
-        None, ge=0, le=COUNTS_MAX["parking"], description=f"Parking spaces. {TYPICAL}"
-    )
+    rooms: Count | None = _count("rooms", f"Bedrooms. {TYPICAL}")
+    toilets: Count | None = _count("toilets", f"Bathrooms. {TYPICAL}")
+    suites: Count | None = _count("suites", f"Bedrooms with bathroom. {TYPICAL}")
+    parking: Count | None = _count("parking", f"Parking spaces. {TYPICAL}")
     condo_fee: float | None = Field(
         None,
         ge=0,
@@ -173,8 +156,8 @@ class PropertyIn(Strict):
     new: bool | None = Field(None, description=f"A new building (launch). {TYPICAL}")
     latitude: float | None = Field(
         None,
-        ge=LATITUDE_MIN,
-        le=LATITUDE_MAX,
+        ge=bounds.LATITUDE[0],
+        le=bounds.LATITUDE[1],
         description=(
             "WGS84 latitude; must lie in São Paulo. Not given: the location within the "
             "district is unknown, and the range widens to match."
@@ -182,8 +165,8 @@ class PropertyIn(Strict):
     )
     longitude: float | None = Field(
         None,
-        ge=LONGITUDE_MIN,
-        le=LONGITUDE_MAX,
+        ge=bounds.LONGITUDE[0],
+        le=bounds.LONGITUDE[1],
         description="WGS84 longitude; give both coordinates or neither.",
     )
 
@@ -198,8 +181,8 @@ class OptionsIn(Strict):
 
     level: float | None = Field(
         None,
-        ge=MIN_LEVEL,
-        le=MAX_LEVEL,
+        ge=bounds.MIN_LEVEL,
+        le=bounds.MAX_LEVEL,
         description=(
             f"Coverage of the price range, {DEFAULT_LEVEL} when omitted: the share of similar "
             "apartments whose price falls within [price_low, price_high]."
@@ -207,7 +190,10 @@ class OptionsIn(Strict):
     )
     explain: bool = Field(False, description="Add `reasons`: what moved the price.")
     comparables: int = Field(
-        0, ge=0, le=MAX_COMPARABLES, description="Add this many similar listings as `comparables`."
+        0,
+        ge=0,
+        le=bounds.MAX_COMPARABLES,
+        description="Add this many similar listings as `comparables`.",
     )
     as_of: str | None = Field(
         None,

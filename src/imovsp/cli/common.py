@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 from pydantic import ValidationError
 
-from imovsp.limits import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
+from imovsp.bounds import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings, variable_names
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # The CLI starts without the scientific stack (numpy, pandas, LightGBM: seconds to import), so
 # that --help, `models` or `db` answer at once: each command imports what it uses. The options'
-# bounds come from imovsp.limits, which imports nothing; these two are copies of constants in
+# bounds come from imovsp.bounds, which imports nothing; these two are copies of constants in
 # modules that import pandas, and tests/test_cli.py checks that they still match.
 FORMATS = ("csv", "csv.gz", "parquet")  # imovsp.formats.FORMATS
 CHUNK_ROWS = 100_000  # imovsp.batch.CHUNK_ROWS

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from imovsp import limits
+from imovsp import bounds
 from imovsp.cli.common import (
     as_of_option,
     cli,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from imovsp.valuer import Valuation
 
 
-NEGOTIATION = click.Choice(limits.NEGOTIATIONS, case_sensitive=False)
+NEGOTIATION = click.Choice(bounds.NEGOTIATIONS, case_sensitive=False)
 
 
 @cli.command()
@@ -35,13 +35,13 @@ NEGOTIATION = click.Choice(limits.NEGOTIATIONS, case_sensitive=False)
 @click.option(
     "--size",
     "size_m2",
-    type=click.FloatRange(limits.SIZE_M2_MIN, limits.SIZE_M2_MAX),
+    type=click.FloatRange(*bounds.SIZE_M2),
     help="Private area, m².",
 )
-@click.option("--rooms", type=click.IntRange(0, limits.COUNTS_MAX["rooms"]))
-@click.option("--toilets", type=click.IntRange(0, limits.COUNTS_MAX["toilets"]))
-@click.option("--suites", type=click.IntRange(0, limits.COUNTS_MAX["suites"]))
-@click.option("--parking", type=click.IntRange(0, limits.COUNTS_MAX["parking"]))
+@click.option("--rooms", type=click.IntRange(*bounds.COUNTS["rooms"]))
+@click.option("--toilets", type=click.IntRange(*bounds.COUNTS["toilets"]))
+@click.option("--suites", type=click.IntRange(*bounds.COUNTS["suites"]))
+@click.option("--parking", type=click.IntRange(*bounds.COUNTS["parking"]))
 @click.option(
     "--condo-fee",
     type=float,
@@ -52,8 +52,8 @@ NEGOTIATION = click.Choice(limits.NEGOTIATIONS, case_sensitive=False)
 @click.option("--furnished/--no-furnished", default=None)
 @click.option("--swimming-pool/--no-swimming-pool", default=None)
 @click.option("--new/--not-new", "new", default=None)
-@click.option("--latitude", type=click.FloatRange(limits.LATITUDE_MIN, limits.LATITUDE_MAX))
-@click.option("--longitude", type=click.FloatRange(limits.LONGITUDE_MIN, limits.LONGITUDE_MAX))
+@click.option("--latitude", type=click.FloatRange(*bounds.LATITUDE))
+@click.option("--longitude", type=click.FloatRange(*bounds.LONGITUDE))
 @click.option(
     "--file",
     "file_",
@@ -65,10 +65,10 @@ NEGOTIATION = click.Choice(limits.NEGOTIATIONS, case_sensitive=False)
 @click.option("--explain", is_flag=True, help="Say what moved the price, from a typical flat.")
 @click.option(
     "--comparables",
-    type=click.IntRange(0, limits.MAX_COMPARABLES),
+    type=click.IntRange(0, bounds.MAX_COMPARABLES),
     default=0,
     help="Show this many similar listings from the training data "
-    f"(up to {limits.MAX_COMPARABLES}).",
+    f"(up to {bounds.MAX_COMPARABLES}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the valuation as JSON.")
 @as_of_option
@@ -173,11 +173,11 @@ def as_of_line(at: as_of_module.AsOf, original: Valuation) -> str:
 
 def _condo_fee(fee: float | None) -> float | None:
     """A fee as the API takes it: 0 (unknown) or a monthly fee from R$ 1 to R$ 100,000."""
-    if fee is None or fee == 0 or limits.CONDO_FEE_MIN <= fee <= limits.CONDO_FEE_MAX:
+    if fee is None or fee == 0 or bounds.CONDO_FEE_MIN <= fee <= bounds.CONDO_FEE_MAX:
         return fee
     raise click.BadParameter(
-        f"{fee:g} is not 0 (unknown) or a monthly fee from {limits.CONDO_FEE_MIN:,.0f} to "
-        f"{limits.CONDO_FEE_MAX:,.0f}"
+        f"{fee:g} is not 0 (unknown) or a monthly fee from {bounds.CONDO_FEE_MIN:,.0f} to "
+        f"{bounds.CONDO_FEE_MAX:,.0f}"
     )
 
 

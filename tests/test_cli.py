@@ -282,6 +282,26 @@ def test_predict_json_from_file(runner: CliRunner, tmp_path: Path) -> None:
         assert answer[key] == round(answer[key], 2)
 
 
+def test_predict_json_is_the_apis_answer(runner: CliRunner, models_dir: Path) -> None:
+    # One answer, built once (imovsp.answer): the same keys, roundings and nulls.
+    from fastapi.testclient import TestClient
+
+    from imovsp.api import create_app
+    from imovsp.settings import Settings
+
+    args = ["--negotiation", "rent", "--district", "Pinheiros", "--size", "70", "--rooms", "2"]
+    result = runner.invoke(cli, ["predict", *args, "--explain", "--comparables", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    body = {"negotiation": "rent", "district": "Pinheiros", "size_m2": 70, "rooms": 2}
+    with TestClient(create_app(Settings(models_dir=models_dir))) as client:
+        response = client.post("/v1/valuations?explain=true&comparables=2", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    del answer["request_id"]
+    assert json.loads(result.output) == answer
+    assert answer["price_low"] is not None and answer["reasons"]
+
+
 def test_predict_unknown_district_exits_2_with_suggestions(runner: CliRunner) -> None:
     result = runner.invoke(
         cli, ["predict", "--negotiation", "sale", "--district", "Moemma", "--size", "80"]

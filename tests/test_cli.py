@@ -299,7 +299,8 @@ def test_predict_json_is_the_apis_answer(runner: CliRunner, models_dir: Path) ->
     answer = response.json()
     del answer["request_id"]
     assert json.loads(result.output) == answer
-    assert answer["price_low"] is not None and answer["reasons"]
+    assert answer["price_low"] is not None
+    assert answer["reasons"]
 
 
 def test_predict_unknown_district_exits_2_with_suggestions(runner: CliRunner) -> None:

@@ -4,11 +4,8 @@ fields given, and every interface says what would narrow the range."""
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,13 +14,12 @@ import pytest
 from imovsp import data, ranges, training
 from imovsp.batch import ERROR, NOT_GIVEN, PREDICTED, score_frame
 from imovsp.features import (
-    COUNTS,
     FIELD_SETS,
-    FLAGS,
     GROUPS,
     N_CLASSES,
     OPTIONAL,
     Property,
+    column_properties,
     frame_columns,
     listed_columns,
     mask,
@@ -37,30 +33,6 @@ from imovsp.valuer import Valuer
 def class_groups(klass: int) -> tuple[str, ...]:
     """The groups of :data:`GROUPS` that calibration class ``klass`` gives."""
     return tuple(name for bit, name in enumerate(GROUPS) if klass >> bit & 1)
-
-
-def column_properties(cols: Mapping[str, np.ndarray]) -> list[Property]:
-    """Feature columns as properties, one per row (NaN: not given)."""
-
-    def given(kind: Any, value: float) -> Any:
-        return None if math.isnan(value) else kind(value)
-
-    out = []
-    for i in range(len(cols["size_m2"])):
-        located = not (np.isnan(cols["latitude"][i]) or np.isnan(cols["longitude"][i]))
-        out.append(
-            Property(
-                negotiation=str(cols["negotiation"][i]),
-                district=str(cols["district"][i]),
-                size_m2=float(cols["size_m2"][i]),
-                **{name: given(int, float(cols[name][i])) for name in COUNTS},
-                condo_fee=given(float, float(cols["condo_fee"][i])),
-                **{name: given(bool, float(cols[name][i])) for name in FLAGS},
-                latitude=float(cols["latitude"][i]) if located else None,
-                longitude=float(cols["longitude"][i]) if located else None,
-            )
-        )
-    return out
 
 
 FULL = Property(

@@ -255,8 +255,30 @@ def _maybe(kind: Any, value: Any) -> Any:
     return kind(value)
 
 
+def column_properties(cols: Mapping[str, np.ndarray]) -> list[Property]:
+    """Feature columns (see :func:`frame_columns`) as properties, one per row: the inverse of
+    :func:`property_columns` (an unknown field is ``None``)."""
+    out = []
+    for i in range(len(cols["size_m2"])):
+        located = not (np.isnan(cols["latitude"][i]) or np.isnan(cols["longitude"][i]))
+        out.append(
+            Property(
+                negotiation=str(cols["negotiation"][i]),
+                district=str(cols["district"][i]),
+                size_m2=float(cols["size_m2"][i]),
+                **{name: _maybe(int, float(cols[name][i])) for name in COUNTS},
+                condo_fee=_maybe(float, float(cols["condo_fee"][i])),
+                **{name: _maybe(bool, float(cols[name][i])) for name in FLAGS},
+                latitude=float(cols["latitude"][i]) if located else None,
+                longitude=float(cols["longitude"][i]) if located else None,
+            )
+        )
+    return out
+
+
 def property_columns(props: Sequence[Property]) -> dict[str, np.ndarray]:
-    """Properties as feature columns, one row each (an unknown condo fee or location is NaN)."""
+    """Properties as feature columns, one row each (an unknown condo fee or location is NaN):
+    the inverse of :func:`column_properties`."""
     out: dict[str, np.ndarray] = {}
     for f in fields(Property):
         values = [getattr(p, f.name) for p in props]

@@ -408,6 +408,25 @@ def test_predict_a_condo_fee_that_is_no_price_exits_2_saying_the_range(
     assert_user_error(result, "condo_fee: ")
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("size_m2", 5000, "size_m2: 5000.0 is not in the range 10<=x<=2000"),
+        ("rooms", 25, "rooms: 25 is not in the range 0<=x<=20"),
+        ("latitude", -123.5, "latitude: -123.5 is not in the range -90<=x<=90"),
+    ],
+)
+def test_predict_from_a_file_holds_its_numbers_to_the_apis_bounds(
+    runner: CliRunner, tmp_path: Path, field: str, value: float, message: str
+) -> None:
+    body = {"negotiation": "sale", "district": "Moema", "size_m2": 80, field: value}
+    if field == "latitude":
+        body["longitude"] = -46.66
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(body))
+    assert_user_error(runner.invoke(cli, ["predict", "--file", str(path)]), message)
+
+
 def test_predict_too_many_comparables_exits_2(runner: CliRunner) -> None:
     args = ["predict", "--negotiation", "rent", "--district", "Pinheiros", "--size", "70"]
     result = runner.invoke(cli, [*args, "--comparables", "21"])

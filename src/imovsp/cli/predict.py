@@ -110,6 +110,7 @@ def predict(
     extra = sorted(set(fields) - known)
     if extra:
         fail(f"unknown field(s): {', '.join(extra)}; known: {', '.join(sorted(known))}")
+    _within_bounds(ctx, fields)
     fee = fields.get("condo_fee")
     if isinstance(fee, int | float) and not isinstance(fee, bool):  # from --file: as the option
         try:
@@ -169,6 +170,24 @@ def as_of_line(at: as_of_module.AsOf, original: Valuation) -> str:
         f"({price_index.CREDIT}, {n}, all flats); in {at.data_month} money "
         f"R$ {_round(original.price, n):,.0f}"
     )
+
+
+def _within_bounds(ctx: click.Context, fields: dict[str, Any]) -> None:
+    """Hold the numbers given (from --file too) to the bounds of the options of the same name
+    (those of :mod:`imovsp.bounds`, as the API's), with the options' messages."""
+    ranges = {
+        p.name: p
+        for p in ctx.command.params
+        if isinstance(p.type, click.IntRange | click.FloatRange)
+    }
+    for name, value in fields.items():
+        param = ranges.get(name)
+        if param is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        try:
+            param.type.convert(value, param, ctx)
+        except click.BadParameter as exc:
+            fail(f"{name}: {exc.message}")
 
 
 def _condo_fee(fee: float | None) -> float | None:

@@ -12,21 +12,30 @@ the same for every property. Prints one row per seed and type, and the mean over
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
 
-from imovsp import data, ranges, training
+from imovsp import data, training
 from imovsp.settings import get_settings
 
 FLOORS = {"0.80": (77.0, 84.0), "0.90": (87.0, 94.0)}
 MAX_WIDTH_80 = {"sale": 40.0, "rent": 55.0}
 
 
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The ``ceil((n + 1) level)``-th smallest of the sorted ``scores`` (the largest if that
+    rank is past the end): the symmetric split-conformal rule, the baseline's."""
+    n = len(scores)
+    rank = min(math.ceil((n + 1) * level), n)
+    return float(scores[rank - 1])
+
+
 def constant_width(result: training.TrainResult, n: str, level: float) -> tuple[float, float]:
     """Coverage and median width (%) of a constant-width range on the test rows of type ``n``."""
     oof, actual_train = result.oof[n]
-    q = ranges.conformal_quantile(np.sort(np.abs(np.log(actual_train) - oof)), level)
+    q = conformal_quantile(np.sort(np.abs(np.log(actual_train) - oof)), level)
     assert result.test is not None
     rows = result.test[result.test[data.NEGOTIATION] == n]
     price = rows["predicted"].to_numpy(float)

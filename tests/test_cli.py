@@ -282,6 +282,27 @@ def test_predict_json_from_file(runner: CliRunner, tmp_path: Path) -> None:
         assert answer[key] == round(answer[key], 2)
 
 
+def test_predict_json_is_the_apis_answer(runner: CliRunner, models_dir: Path) -> None:
+    # One answer, built once (imovsp.answer): the same keys, roundings and nulls.
+    from fastapi.testclient import TestClient
+
+    from imovsp.api import create_app
+    from imovsp.settings import Settings
+
+    args = ["--negotiation", "rent", "--district", "Pinheiros", "--size", "70", "--rooms", "2"]
+    result = runner.invoke(cli, ["predict", *args, "--explain", "--comparables", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    body = {"negotiation": "rent", "district": "Pinheiros", "size_m2": 70, "rooms": 2}
+    with TestClient(create_app(Settings(models_dir=models_dir))) as client:
+        response = client.post("/v1/valuations?explain=true&comparables=2", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    del answer["request_id"]
+    assert json.loads(result.output) == answer
+    assert answer["price_low"] is not None
+    assert answer["reasons"]
+
+
 def test_predict_unknown_district_exits_2_with_suggestions(runner: CliRunner) -> None:
     result = runner.invoke(
         cli, ["predict", "--negotiation", "sale", "--district", "Moemma", "--size", "80"]
@@ -387,6 +408,25 @@ def test_predict_a_condo_fee_that_is_no_price_exits_2_saying_the_range(
     assert_user_error(result, "condo_fee: ")
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("size_m2", 5000, "size_m2: 5000.0 is not in the range 10<=x<=2000"),
+        ("rooms", 25, "rooms: 25 is not in the range 0<=x<=20"),
+        ("latitude", -123.5, "latitude: -123.5 is not in the range -90<=x<=90"),
+    ],
+)
+def test_predict_from_a_file_holds_its_numbers_to_the_apis_bounds(
+    runner: CliRunner, tmp_path: Path, field: str, value: float, message: str
+) -> None:
+    body = {"negotiation": "sale", "district": "Moema", "size_m2": 80, field: value}
+    if field == "latitude":
+        body["longitude"] = -46.66
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(body))
+    assert_user_error(runner.invoke(cli, ["predict", "--file", str(path)]), message)
+
+
 def test_predict_too_many_comparables_exits_2(runner: CliRunner) -> None:
     args = ["predict", "--negotiation", "rent", "--district", "Pinheiros", "--size", "70"]
     result = runner.invoke(cli, [*args, "--comparables", "21"])
@@ -410,17 +450,10 @@ def test_readable_lines_say_one_room_and_no_negative_zero(valuer: Valuer) -> Non
 
 def test_the_cli_copies_of_the_core_constants_still_match_them() -> None:
     # The CLI copies them so that it starts without importing the core (see imovsp.cli).
-    from imovsp import batch, cli, comparables, data, formats, ranges
+    from imovsp import batch, cli, formats
 
-    assert cli.NEGOTIATIONS == data.NEGOTIATIONS
     assert cli.FORMATS == formats.FORMATS
     assert cli.CHUNK_ROWS == batch.CHUNK_ROWS
-    assert cli.MAX_COMPARABLES == comparables.MAX_COMPARABLES
-    assert (cli.DEFAULT_LEVEL, cli.MIN_LEVEL, cli.MAX_LEVEL) == (
-        ranges.DEFAULT_LEVEL,
-        ranges.MIN_LEVEL,
-        ranges.MAX_LEVEL,
-    )
 
 
 def test_the_cli_starts_without_the_scientific_stack() -> None:

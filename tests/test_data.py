@@ -74,6 +74,28 @@ def test_unusable_rows_are_rejected_and_counted_by_reason(
     assert 3 not in validated.frame.index
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("Size", "5", "Size must be from 10 to 2,000 m²"),
+        ("Size", "2500", "Size must be from 10 to 2,000 m²"),
+        ("Rooms", "21", "Rooms must be at most 20"),
+        ("Parking", "31", "Parking must be at most 30"),
+        ("Condo", "0.5", "Condo must be 0 (unknown) or from 1 to 100,000"),
+        ("Condo", "1e6", "Condo must be 0 (unknown) or from 1 to 100,000"),
+    ],
+)
+def test_rows_to_value_are_refused_where_the_api_refuses_them(
+    column: str, value: str, reason: str
+) -> None:
+    # One set of limits (imovsp.bounds) for the API, the CLI and batch scoring; training
+    # listings are not held to them.
+    frame = raw(synthetic_listings(10, seed=1))
+    frame.loc[3, column] = value
+    assert data.validate(frame, require_price=False, allow_missing=True).errors[3] == reason
+    assert data.validate(frame).errors[3] is None
+
+
 def test_district_suffix_is_removed() -> None:
     frame = raw(synthetic_listings(3, seed=2))
     frame["District"] = ["Santana/São Paulo", " Moema ", "Vila Mariana/São Paulo"]

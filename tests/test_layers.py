@@ -14,6 +14,7 @@ PACKAGE = Path(str(resources.files("imovsp")))
 # reasons and comparables, and the artifact it is saved in.
 MODEL = (
     "artifact",
+    "bounds",
     "builder",
     "comparables",
     "data",
@@ -34,6 +35,9 @@ MODEL = (
 # What no module of the model layer may import; prediction never imports fitting or scoring.
 ABOVE_MODEL = ("imovsp.api", "imovsp.web", "imovsp.cli", "imovsp.monitoring", "imovsp.batch")
 FITTING = ("imovsp.training", "imovsp.evaluation")
+# The uses of a model (layer 4): the interfaces are built on them, never the other way.
+USES = ("answer", "as_of", "batch", "batch_dask", "formats", "rollout")
+INTERFACES = ("imovsp.api", "imovsp.web", "imovsp.cli")
 
 
 def imports(module: str) -> set[str]:
@@ -69,6 +73,16 @@ def test_the_model_layer_imports_nothing_above_it(module: str) -> None:
 @pytest.mark.parametrize("module", MODEL)
 def test_prediction_does_not_import_fitting_or_evaluation(module: str) -> None:
     assert not reaches(imports(module), FITTING), module
+
+
+@pytest.mark.parametrize("module", USES)
+def test_the_uses_of_a_model_import_no_interface(module: str) -> None:
+    assert not reaches(imports(module), INTERFACES), module
+
+
+def test_the_bounds_import_nothing_of_imovsp() -> None:
+    # The CLI reads them before any command runs, and starts without the scientific stack.
+    assert imports("bounds") == set()
 
 
 def test_the_walk_sees_what_it_must() -> None:

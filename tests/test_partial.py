@@ -15,10 +15,10 @@ from imovsp import data, ranges, training
 from imovsp.batch import ERROR, NOT_GIVEN, PREDICTED, score_frame
 from imovsp.features import (
     FIELD_SETS,
+    GROUPS,
     N_CLASSES,
     OPTIONAL,
     Property,
-    class_groups,
     column_properties,
     frame_columns,
     listed_columns,
@@ -28,6 +28,12 @@ from imovsp.features import (
 )
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer
+
+
+def class_groups(klass: int) -> tuple[str, ...]:
+    """The groups of :data:`GROUPS` that calibration class ``klass`` gives."""
+    return tuple(name for bit, name in enumerate(GROUPS) if klass >> bit & 1)
+
 
 FULL = Property(
     "sale",

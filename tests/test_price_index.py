@@ -139,11 +139,11 @@ def test_a_valuation_moved_to_another_month_and_back_is_unchanged(valuer: Valuer
 def test_rendering_with_a_factor_is_rendering_the_moved_valuation_to_the_byte(
     valuer: Valuer,
 ) -> None:
-    """``valuation_dict`` moves the amounts itself rather than copying the valuation: its
+    """``answer.valuation`` moves the amounts itself rather than copying the valuation: its
     answer is that of the moved valuation, byte for byte, whatever the options and fields."""
     import orjson
 
-    from imovsp.api.render import valuation_dict
+    from imovsp import answer
 
     district = valuer.builder.districts_[0]
     full = {
@@ -172,8 +172,8 @@ def test_rendering_with_a_factor_is_rendering_the_moved_valuation_to_the_byte(
         for options in ({}, {"explain": True, "comparables": 3}, {"level": 0.9}):
             v = valuer.value(prop, **options)  # type: ignore[arg-type]
             for factor in (1.0, 1.320818129441137, 1.6098, 0.731):
-                moved = valuation_dict(as_of.move(v, factor), request_id="r")
-                assert orjson.dumps(valuation_dict(v, request_id="r", factor=factor)) == (
+                moved = answer.valuation(as_of.move(v, factor), request_id="r")
+                assert orjson.dumps(answer.valuation(v, request_id="r", factor=factor)) == (
                     orjson.dumps(moved)
                 ), (fields, options, factor)
 

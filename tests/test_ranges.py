@@ -13,22 +13,6 @@ from imovsp.features import FEATURES, Property
 from imovsp.valuer import Valuer
 
 
-def test_conformal_quantile_takes_the_finite_sample_rank() -> None:
-    scores = np.arange(1.0, 100.0)  # 99 sorted scores
-    assert ranges.conformal_quantile(scores, 0.8) == 80.0  # ceil(100 * 0.8) = 80th smallest
-    assert ranges.conformal_quantile(scores, 0.5) == 50.0
-    assert ranges.conformal_quantile(scores[:9], 0.95) == 9.0  # past the end: the largest
-
-
-def test_conformal_quantile_covers_new_draws_at_the_level() -> None:
-    rng = np.random.default_rng(0)
-    calibration = np.sort(np.abs(rng.standard_t(4, 3000)))
-    fresh = np.abs(rng.standard_t(4, 50_000))
-    for level in (0.5, 0.8, 0.9, 0.95):
-        covered = np.mean(fresh <= ranges.conformal_quantile(calibration, level))
-        assert abs(covered - level) < 0.02, (level, covered)
-
-
 def test_signed_quantiles_take_the_finite_sample_rank_on_each_side() -> None:
     scores = np.arange(1.0, 100.0)  # 99 sorted scores, n + 1 = 100
     # 20% misses, a quarter below: the 5th smallest and the ceil(100 * 0.85) = 85th.

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from imovsp import data, formats
+from imovsp.bounds import DEFAULT_LEVEL
 from imovsp.data import DataError
 from imovsp.features import frame_columns, not_given_columns
 from imovsp.formats import Chunk, Format
-from imovsp.ranges import DEFAULT_LEVEL
 from imovsp.valuer import Valuer
 
 PREDICTED = "predicted_price"

@@ -1,9 +1,10 @@
 """The values a property's fields and a price may take, declared once.
 
-The API's schemas (``imovsp.api.schemas``) and the CLI's options (``imovsp predict``) check a
-property against these; the listings' validation (:func:`imovsp.data.validate`) checks prices
-and condo fees with them and is otherwise looser, since training keeps what the portal
-published. Plain numbers: the CLI imports this module before any command runs.
+The API's schemas (``imovsp.api.schemas``), the CLI's options (``imovsp predict``) and batch
+scoring (:func:`imovsp.data.validate` of rows to value) check a property against these; the
+validation of training listings checks prices with them and is otherwise looser, since
+training keeps what the portal published. Plain numbers: the CLI imports this module before
+any command runs.
 """
 
 from __future__ import annotations
@@ -17,3 +18,7 @@ LONGITUDE = (-180, 180)
 # give 1), 0 meaning unknown.
 PRICE_MIN, PRICE_MAX = 100.0, 1e9
 CONDO_FEE_MIN, CONDO_FEE_MAX = 1.0, 100_000.0
+NEGOTIATIONS = ("sale", "rent")
+# A valuation's options: the range's nominal coverage, and how many comparable listings.
+DEFAULT_LEVEL, MIN_LEVEL, MAX_LEVEL = 0.8, 0.5, 0.95
+MAX_COMPARABLES = 20

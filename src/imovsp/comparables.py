@@ -20,7 +20,6 @@ from scipy.spatial import cKDTree
 from imovsp import data
 from imovsp.features import FLAGS, frame_columns, project
 
-MAX_COMPARABLES = 20
 COLUMNS = (
     "latitude",
     "longitude",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from imovsp import bounds
+from imovsp.bounds import NEGOTIATIONS as NEGOTIATIONS  # the data's too
 from imovsp.bounds import PRICE_MAX, PRICE_MIN
 from imovsp.geo import geography
 from imovsp.price_index import parse_month
@@ -50,7 +52,6 @@ FEATURE_COLUMNS = (
 # Property Type is always "apartment" in this dataset; it is accepted but not required.
 REQUIRED_COLUMNS = FEATURE_COLUMNS
 RAW_COLUMNS = (PRICE, *FEATURE_COLUMNS[:-2], PROPERTY_TYPE, LATITUDE, LONGITUDE)
-NEGOTIATIONS = ("sale", "rent")
 
 # A generous box around the city of São Paulo; points outside it are treated as missing.
 CITY_BOUNDS = {"lat": (-24.01, -23.35), "lon": (-46.83, -46.36)}
@@ -179,8 +180,9 @@ def validate(
 ) -> Validated:
     """Validate and clean raw listings (strings as read), keeping a reason for every rejection.
 
-    With ``allow_missing`` (scoring), an empty count or flag means "not given" and stays NaN;
-    training listings must have them all. An empty condo fee is unknown either way, as a 0.
+    With ``allow_missing`` (scoring), an empty count or flag means "not given" and stays NaN,
+    and a row must be a property the API would value (:mod:`imovsp.bounds`); training
+    listings must have every field. An empty condo fee is unknown either way, as a 0.
     With ``months``, the ``Month`` column (``YYYY-MM``) is checked and kept too.
     """
     check_columns(raw.columns, require_price=require_price)
@@ -217,6 +219,8 @@ def validate(
         reject(given & ((out[col] < 0) | (out[col] % 1 != 0)), f"{col} must be a whole number ≥ 0")
     for col in FLAG_COLUMNS:
         reject(out[col].notna() & ~out[col].isin([0.0, 1.0]), f"{col} must be 0 or 1")
+    if allow_missing:
+        _within_bounds(out, reject)
 
     negotiation = raw[NEGOTIATION].astype(str).str.strip().str.lower()
     reject(~negotiation.isin(NEGOTIATIONS), "Negotiation Type must be sale or rent")
@@ -244,6 +248,20 @@ def validate(
     report.coordinates_missing = int((missing & valid).sum())
     report.rows_kept = int(valid.sum())
     return Validated(frame=out[valid], errors=reasons, report=report)
+
+
+def _within_bounds(out: pd.DataFrame, reject: Callable[[pd.Series, str], None]) -> None:
+    """Reject the rows that the API would refuse as properties to value (:mod:`imovsp.bounds`)."""
+    low, high = bounds.SIZE_M2
+    reject(~out["Size"].between(low, high), f"Size must be from {low} to {high:,} m²")
+    for col in COUNT_COLUMNS:
+        most = bounds.COUNTS[col.lower()][1]
+        reject(out[col] > most, f"{col} must be at most {most}")
+    fee, low_fee, high_fee = out["Condo"], bounds.CONDO_FEE_MIN, bounds.CONDO_FEE_MAX
+    reject(
+        ((fee > 0) & (fee < low_fee)) | (fee > high_fee),
+        f"Condo must be 0 (unknown) or from {low_fee:,.0f} to {high_fee:,.0f}",
+    )
 
 
 def fingerprints(frame: pd.DataFrame) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from imovsp import data, ranges
+from imovsp.bounds import DEFAULT_LEVEL
 from imovsp.builder import FeatureBuilder
 from imovsp.ensemble import Routed
 from imovsp.features import FIELD_SETS, OPTIONAL, frame_columns, mask
@@ -32,7 +33,7 @@ def with_ranges(
     frame: pd.DataFrame,
     est: dict[str, np.ndarray],
     calibrations: dict[str, ranges.Calibration],
-    level: float = ranges.DEFAULT_LEVEL,
+    level: float = DEFAULT_LEVEL,
 ) -> pd.DataFrame:
     """``frame`` plus ``predicted``, ``price_low`` and ``price_high`` columns at ``level``."""
     low, high = bounds(frame[data.NEGOTIATION].to_numpy(), est, calibrations, level)

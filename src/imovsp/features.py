@@ -94,11 +94,6 @@ def pattern_class(not_given: Sequence[str]) -> int:
     return found
 
 
-def class_groups(klass: int) -> tuple[str, ...]:
-    """The groups of :data:`GROUPS` that class ``klass`` gives."""
-    return tuple(name for bit, name in enumerate(GROUPS) if klass >> bit & 1)
-
-
 def calibration_class(not_given: Sequence[str], *, listed: bool) -> int:
     """A range's calibration class: :func:`pattern_class`, and apart from it the flats priced
     by the listed ensemble (see :func:`listed_columns`), whose errors are their own."""
@@ -302,7 +297,7 @@ def _maybe(kind: Any, value: Any) -> Any:
 
 def column_properties(cols: Mapping[str, np.ndarray]) -> list[Property]:
     """Feature columns (see :func:`frame_columns`) as properties, one per row: the inverse of
-    :meth:`Property.columns` (an unknown field is ``None``)."""
+    :func:`property_columns` (an unknown field is ``None``)."""
     out = []
     for i in range(len(cols["size_m2"])):
         located = not (np.isnan(cols["latitude"][i]) or np.isnan(cols["longitude"][i]))

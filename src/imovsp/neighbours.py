@@ -85,7 +85,8 @@ def query_one(tree: KDTree, point: list[float], k: int) -> tuple[list[float], li
 
     ``math.sqrt`` of a squared distance is what :func:`_query` gives (numpy's square root
     and the math module's are both exactly rounded), and taking it only for the distances a
-    feature uses saves pykdtree's ``np.sqrt`` call: ~2.5 µs a query.
+    feature uses saves pykdtree's ``np.sqrt`` call (docs/benchmarks.md, *Training time,
+    artifact, prediction speed*, session 9).
     """
     _one_openmp_thread()
     sq_dist, idx = tree.query(np.array([point], dtype=np.float64), k=k, sqr_dists=True)
@@ -94,7 +95,7 @@ def query_one(tree: KDTree, point: list[float], k: int) -> tuple[list[float], li
 
 # pykdtree's own OpenMP runtime: each query runs in a team as large as the calling thread's
 # OpenMP setting, whose idle threads then spin. Beside other busy processes they take the core
-# from the caller: a single-point query was measured at 1.8 ms instead of 6 µs.
+# from the caller, and a single-point query took hundreds of times longer.
 _PYKDTREE_OPENMP = [
     lib
     for lib in ThreadpoolController().select(user_api="openmp").lib_controllers
@@ -112,8 +113,8 @@ def _one_openmp_thread() -> None:
 
 
 def query_points(tree: KDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    # pykdtree rather than scipy's cKDTree: the same exact search, and ~5 µs instead of ~40 µs
-    # per single-point query, which is most of the online path's feature cost.
+    # pykdtree rather than scipy's cKDTree: the same exact search, several times faster per
+    # single-point query, which is most of the online path's feature cost (docs/benchmarks.md).
     _one_openmp_thread()
     dist, idx = tree.query(np.ascontiguousarray(points, dtype=np.float64), k=k)
     return dist.reshape(len(points), -1), idx.reshape(len(points), -1).astype(np.intp)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from imovsp import ranges
+from imovsp.bounds import DEFAULT_LEVEL
 from imovsp.builder import FeatureBuilder
 from imovsp.ensemble import Routed
 from imovsp.features import calibration_classes, frame_columns, listed_columns
@@ -46,7 +47,7 @@ def bounds(
     negotiation: np.ndarray,
     est: dict[str, np.ndarray],
     calibrations: dict[str, ranges.Calibration],
-    level: float = ranges.DEFAULT_LEVEL,
+    level: float = DEFAULT_LEVEL,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ranges' low and high ends at ``level`` of :func:`estimate`'s rows (NaN where the
     price is), given each row's negotiation type."""

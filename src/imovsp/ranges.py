@@ -30,10 +30,9 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from imovsp.bounds import MAX_LEVEL, MIN_LEVEL
 from imovsp.features import CATEGORICAL, FEATURES
 
-DEFAULT_LEVEL = 0.8
-MIN_LEVEL, MAX_LEVEL = 0.5, 0.95
 # The levels every evaluation reports (coverage against nominal).
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 SPREAD_PARAMS: dict[str, Any] = {
@@ -74,15 +73,6 @@ def check_level(level: float) -> float:
     if not (isinstance(level, int | float) and MIN_LEVEL <= level <= MAX_LEVEL):
         raise ValueError(f"level must be between {MIN_LEVEL} and {MAX_LEVEL}, not {level!r}")
     return float(level)
-
-
-def conformal_quantile(scores: np.ndarray, level: float) -> float:
-    """The ``ceil((n + 1) level)``-th smallest of the sorted ``scores`` (the largest if that
-    rank is past the end): with exchangeable data, a new score is below it with probability
-    at least ``level``."""
-    n = len(scores)
-    rank = min(math.ceil((n + 1) * level), n)
-    return float(scores[rank - 1])
 
 
 def signed_quantiles(scores: np.ndarray, level: float, below: float) -> tuple[float, float]:

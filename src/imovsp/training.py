@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from imovsp import comparables, data, drift, ensemble, ranges
+from imovsp.bounds import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.builder import FeatureBuilder
 from imovsp.comparables import ComparableIndex
 from imovsp.data import DataReport
@@ -52,7 +53,6 @@ from imovsp.features import (
 from imovsp.metrics import by_negotiation
 from imovsp.predict import estimate
 from imovsp.price_index import DEFAULT_DATA_MONTH
-from imovsp.ranges import DEFAULT_LEVEL
 from imovsp.valuer import Valuer
 
 # scikit-learn (the splits) is imported inside the function that splits: a server worker never
@@ -63,8 +63,9 @@ BASE_PARAMS: dict[str, Any] = {
     "alpha": 0.15,  # in log price: residuals past ~15% count linearly, so outliers pull less
     # 0.1 rather than 0.05: on the 4 splits of benchmarks/accuracy.py sale is the same (13.27 /
     # 9.14 against 13.29 / 9.11, MAPE / median APE %) and rent a little worse (17.89 / 13.47
-    # against 17.79 / 13.23, well inside its floors) with half the trees: 0.05 took train +
-    # evaluate to 87 s, the artifact to 20 MB and a valuation to 0.45 ms (docs/benchmarks.md).
+    # against 17.79 / 13.23, well inside its floors) with half the trees, and so half the
+    # training time, artifact and valuation time (docs/benchmarks.md, *Accuracy on repeated
+    # honest splits*).
     "learning_rate": 0.1,
     "min_data_in_leaf": 5,
     "bagging_fraction": 0.8,
@@ -440,7 +441,7 @@ def to_valuer(
                 "min_rows": ranges.MIN_CLASS_ROWS,
             },
             "default_level": DEFAULT_LEVEL,
-            "levels": [ranges.MIN_LEVEL, ranges.MAX_LEVEL],
+            "levels": [MIN_LEVEL, MAX_LEVEL],
             "sigma_floor": {n: c.floor for n, c in result.calibrations.items()},
             "typical_sigma": {n: c.typical_sigma for n, c in result.calibrations.items()},
         },

@@ -20,13 +20,14 @@ import pandas as pd
 
 from imovsp import artifact, comparables, data, explain, predict, ranges
 from imovsp.artifact import Artifact, ArtifactError
+from imovsp.bounds import DEFAULT_LEVEL, MAX_COMPARABLES
 from imovsp.builder import FeatureBuilder
-from imovsp.comparables import MAX_COMPARABLES, ComparableIndex
+from imovsp.comparables import ComparableIndex
 from imovsp.drift import Reference
 from imovsp.ensemble import MASKED, SIZE, Ensemble, Routed, routed_names
 from imovsp.features import FEATURES, Property, calibration_class, property_columns
 from imovsp.price_index import DEFAULT_DATA_MONTH
-from imovsp.ranges import DEFAULT_LEVEL, Calibration
+from imovsp.ranges import Calibration
 from imovsp.single_row import SingleRowPredictor
 
 # The answer types are the model layer's too: callers import them from here, with the Valuer.
@@ -39,9 +40,8 @@ from imovsp.valuation import sharpen
 
 XY = [FEATURES.index("x_km"), FEATURES.index("y_km")]
 # From this many properties of one negotiation type valued together, building their features
-# and running the trees as one matrix is cheaper than row by row. Per property, valuing 1,536
-# sale listings of the dev data in groups of 1 / 4 / 6 / 8 / 64 (dev model, one thread):
-# row by row 354 / 306 / 323 / 311 / 266 µs, as one matrix 688 / 387 / 306 / 267 / 175 µs.
+# and running the trees as one matrix is cheaper than row by row (measured by group size in
+# docs/benchmarks.md, session 12, *Valued together*).
 ROWS_TOGETHER = 6
 
 

@@ -10,9 +10,8 @@ from typing import Any
 
 from fastapi import Request
 
-from imovsp import as_of
+from imovsp import answer, as_of
 from imovsp.api.errors import PropertyError
-from imovsp.api.render import _price, valuation_dict
 from imovsp.as_of import AsOf
 from imovsp.price_index import PriceIndex, PriceIndexError
 from imovsp.valuer import Valuation, Valuer
@@ -37,11 +36,5 @@ def months_for(
 
 
 def valuation_body(v: Valuation, at: AsOf, *, request_id: str) -> dict[str, Any]:
-    """:func:`imovsp.api.render.valuation_dict` of ``v`` moved to ``at``'s month, with the
-    fields that say which month and factor (comparables keep their listed price beside)."""
-    body = valuation_dict(v, request_id=request_id, factor=at.factor)
-    body.update(as_of.fields(at, v, price=_price))
-    if body["comparables"] is not None and v.comparables is not None:
-        for shown, listed in zip(body["comparables"], v.comparables, strict=True):
-            shown["price_at_data_month"] = listed.price
-    return body
+    """The JSON body of ``v`` in ``at``'s month (see :func:`imovsp.answer.in_month`)."""
+    return answer.in_month(v, at, request_id=request_id)

@@ -1,18 +1,14 @@
-"""Between the HTTP schemas and the Valuer: value a request's property, render the answer.
-
-Responses are plain dicts serialised by orjson: on the hot path this is several times cheaper
-than building response models, and the tests check every shape against the schemas.
-"""
+"""Between the HTTP schemas and the Valuer: value a request's property, render the answer
+(:mod:`imovsp.answer`, which the CLI gives too), serialised by orjson."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
-from imovsp import as_of
+from imovsp import answer
 from imovsp.api.coalesce import Coalescer, Options, value_together
-from imovsp.api.location import location_notes
-from imovsp.api.schemas import DEFAULT_LEVEL, OptionsIn, PropertyIn
+from imovsp.api.schemas import OptionsIn, PropertyIn
+from imovsp.bounds import DEFAULT_LEVEL
 from imovsp.features import Property
 from imovsp.valuer import Valuation, Valuer
 
@@ -57,60 +53,6 @@ class Valuing:
         return [errors[i] if i in errors else next(valued) for i in range(len(items))]
 
 
-def _price(value: float | None, negotiation: str) -> float | None:
-    if value is None:
-        return None
-    return round(value, -3 if negotiation == "sale" else -1)
-
-
-def _times(value: float | None, factor: float) -> float | None:
-    return None if value is None else value * factor
-
-
-def valuation_dict(v: Valuation, *, request_id: str, factor: float = 1.0) -> dict[str, Any]:
-    """The JSON body of one valuation (see :class:`imovsp.api.schemas.ValuationOut`), every
-    amount of money multiplied by ``factor``: what ``as_of.move(v, factor)`` renders, to the
-    bit (tested), without the copy of the valuation that moving it makes (a fifth of the
-    rendering's time on the hot path)."""
-    p = v.property
-    negotiation = p.negotiation
-    price = v.price * factor
-    low, high = _times(v.price_low, factor), _times(v.price_high, factor)
-    median = _times(v.district_median_price_m2, factor)
-    # Valuation.width_pct of the moved valuation.
-    width = None if low is None or high is None else 100 * (high - low) / price
-    moved = v if v.reasons is None and v.comparables is None else as_of.move(v, factor)
-    return {
-        "price": _price(price, negotiation),
-        "currency": "BRL",
-        "per_month": negotiation == "rent",
-        "negotiation": negotiation,
-        "district": p.district,
-        "price_m2": round(v.price_m2 * factor, 2),
-        "district_median_price_m2": None if median is None else round(median, 2),
-        "location_estimated": v.location_estimated,
-        "not_given": list(v.not_given),
-        "defaulted": list(v.not_given),
-        "typical": v.typical,
-        "property": p.as_dict(),
-        "level": v.level,
-        "price_low": _price(low, negotiation),
-        "price_high": _price(high, negotiation),
-        "width_pct": None if width is None else round(width, 1),
-        "sharpen": [
-            {
-                "fields": list(s.fields),
-                "width_pct": s.width_pct,
-                "message": s.message(width),
-            }
-            for s in v.sharpen
-        ],
-        "baseline": _price(_times(v.baseline, factor), negotiation),
-        "reasons": None if moved.reasons is None else [asdict(r) for r in moved.reasons],
-        "comparables": None
-        if moved.comparables is None
-        else [asdict(c) for c in moved.comparables],
-        "notes": location_notes(v),
-        "model_version": v.model_version,
-        "request_id": request_id,
-    }
+def valuation_dict(v: Valuation, *, request_id: str) -> dict[str, Any]:
+    """The JSON body of one valuation (see :func:`imovsp.answer.valuation`)."""
+    return answer.valuation(v, request_id=request_id)

@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from imovsp import bounds
-from imovsp.bounds import CONDO_FEE_MAX, CONDO_FEE_MIN, PRICE_MAX, PRICE_MIN
+from imovsp.bounds import CONDO_FEE_MAX, CONDO_FEE_MIN, DEFAULT_LEVEL, PRICE_MAX, PRICE_MIN
 
 TYPICAL = (
     "Not given (absent or null): priced as unknown, by a model trained on listings with fields "
@@ -176,16 +176,13 @@ class PropertyIn(Strict):
         return value if value is None else _condo_fee(value)
 
 
-DEFAULT_LEVEL = 0.8
-
-
 class OptionsIn(Strict):
     """What to add to a valuation, as query parameters."""
 
     level: float | None = Field(
         None,
-        ge=0.5,
-        le=0.95,
+        ge=bounds.MIN_LEVEL,
+        le=bounds.MAX_LEVEL,
         description=(
             f"Coverage of the price range, {DEFAULT_LEVEL} when omitted: the share of similar "
             "apartments whose price falls within [price_low, price_high]."
@@ -193,7 +190,10 @@ class OptionsIn(Strict):
     )
     explain: bool = Field(False, description="Add `reasons`: what moved the price.")
     comparables: int = Field(
-        0, ge=0, le=20, description="Add this many similar listings as `comparables`."
+        0,
+        ge=0,
+        le=bounds.MAX_COMPARABLES,
+        description="Add this many similar listings as `comparables`.",
     )
     as_of: str | None = Field(
         None,

@@ -11,19 +11,10 @@ from __future__ import annotations
 import sys
 
 from imovsp.cli import predict, score, serve, train  # each registers its commands
-from imovsp.cli.common import (
-    CHUNK_ROWS,
-    DEFAULT_LEVEL,
-    FORMATS,
-    MAX_COMPARABLES,
-    MAX_LEVEL,
-    MIN_LEVEL,
-    NEGOTIATIONS,
-    cli,
-)
+from imovsp.cli.common import CHUNK_ROWS, FORMATS, cli
 from imovsp.cli.models import models
 from imovsp.cli.monitoring import db, monitor
-from imovsp.cli.predict import valuation_json, valuation_lines
+from imovsp.cli.predict import valuation_lines
 from imovsp.cli.score import default_output
 
 cli.add_command(models)
@@ -32,12 +23,7 @@ cli.add_command(monitor)
 
 __all__ = [
     "CHUNK_ROWS",
-    "DEFAULT_LEVEL",
     "FORMATS",
-    "MAX_COMPARABLES",
-    "MAX_LEVEL",
-    "MIN_LEVEL",
-    "NEGOTIATIONS",
     "cli",
     "default_output",
     "main",
@@ -45,7 +31,6 @@ __all__ = [
     "score",
     "serve",
     "train",
-    "valuation_json",
     "valuation_lines",
 ]
 

@@ -12,20 +12,18 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 from pydantic import ValidationError
 
+from imovsp.bounds import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from imovsp.settings import Settings, get_settings, variable_names
 
 if TYPE_CHECKING:
     from imovsp.valuer import Valuer
 
 # The CLI starts without the scientific stack (numpy, pandas, LightGBM: seconds to import), so
-# that --help, `models` or `db` answer at once: each command imports what it uses. The options
-# need a few of the core's constants before that; these are copies, and
-# tests/test_cli.py checks that they still match the core's.
-NEGOTIATIONS = ("sale", "rent")  # imovsp.data.NEGOTIATIONS
+# that --help, `models` or `db` answer at once: each command imports what it uses. The options'
+# bounds come from imovsp.bounds, which imports nothing; these two are copies of constants in
+# modules that import pandas, and tests/test_cli.py checks that they still match.
 FORMATS = ("csv", "csv.gz", "parquet")  # imovsp.formats.FORMATS
 CHUNK_ROWS = 100_000  # imovsp.batch.CHUNK_ROWS
-MAX_COMPARABLES = 20  # imovsp.comparables.MAX_COMPARABLES
-DEFAULT_LEVEL, MIN_LEVEL, MAX_LEVEL = 0.8, 0.5, 0.95  # imovsp.ranges
 
 
 def user_error_types() -> tuple[type[Exception], ...]:

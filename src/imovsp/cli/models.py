@@ -7,6 +7,7 @@ after ``SIGHUP`` or ``POST /admin/reload`` (see the README's operations section)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,15 @@ def _target(ctx: click.Context, models_dir: Path | None) -> Path:
     return _directory(ctx, models_dir or ctx.meta.get("models_dir"))
 
 
-def _report(change: rollout.Change) -> None:
+def _change(
+    ctx: click.Context, models_dir: Path | None, make: Callable[[Path], rollout.Change]
+) -> None:
+    """Make a change of the current model in the directory worked on, and say what changed;
+    one line and exit code 2 when it is refused (a model that does not load, a bad pointer)."""
+    try:
+        change = make(_target(ctx, models_dir))
+    except (ArtifactError, OSError) as exc:
+        raise UserError(f"refused: {exc}") from None
     if not change.changed:
         click.echo(f"{change.version} is already the current model: nothing changed")
         return
@@ -92,10 +101,7 @@ def promote(ctx: click.Context, version: str, models_dir: Path | None) -> None:
     """Make VERSION the current model, once it loads and values a plain flat."""
     from imovsp import rollout
 
-    try:
-        _report(rollout.promote(_target(ctx, models_dir), version))
-    except (ArtifactError, OSError) as exc:
-        raise UserError(f"refused: {exc}") from None
+    _change(ctx, models_dir, lambda directory: rollout.promote(directory, version))
 
 
 @models.command()
@@ -105,10 +111,7 @@ def rollback(ctx: click.Context, models_dir: Path | None) -> None:
     """Make current again the version that was current before this one."""
     from imovsp import rollout
 
-    try:
-        _report(rollout.rollback(_target(ctx, models_dir)))
-    except (ArtifactError, OSError) as exc:
-        raise UserError(f"refused: {exc}") from None
+    _change(ctx, models_dir, rollout.rollback)
 
 
 @models.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,8 +10,6 @@ import click
 
 from imovsp import bounds
 from imovsp.cli.common import (
-    MAX_COMPARABLES,
-    NEGOTIATIONS,
     as_of_option,
     cli,
     fail,
@@ -29,7 +26,7 @@ if TYPE_CHECKING:
     from imovsp.valuer import Valuation
 
 
-NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
+NEGOTIATION = click.Choice(bounds.NEGOTIATIONS, case_sensitive=False)
 
 
 @cli.command()
@@ -68,9 +65,10 @@ NEGOTIATION = click.Choice(NEGOTIATIONS, case_sensitive=False)
 @click.option("--explain", is_flag=True, help="Say what moved the price, from a typical flat.")
 @click.option(
     "--comparables",
-    type=click.IntRange(0, MAX_COMPARABLES),
+    type=click.IntRange(0, bounds.MAX_COMPARABLES),
     default=0,
-    help=f"Show this many similar listings from the training data (up to {MAX_COMPARABLES}).",
+    help="Show this many similar listings from the training data "
+    f"(up to {bounds.MAX_COMPARABLES}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the valuation as JSON.")
 @as_of_option
@@ -112,6 +110,7 @@ def predict(
     extra = sorted(set(fields) - known)
     if extra:
         fail(f"unknown field(s): {', '.join(extra)}; known: {', '.join(sorted(known))}")
+    _within_bounds(ctx, fields)
     fee = fields.get("condo_fee")
     if isinstance(fee, int | float) and not isinstance(fee, bool):  # from --file: as the option
         try:
@@ -135,16 +134,12 @@ def predict(
             at = as_of_module.resolve(index, valuer.data_month, prop.negotiation, as_of)
         except (TypeError, ValueError) as exc:
             fail(str(exc))
-    moved = as_of_module.move(valuation, at.factor)
     if as_json:
-        found = valuation_json(moved)
-        found.update(as_of_module.fields(at, valuation, price=_round))
-        for shown, listed in zip(
-            found.get("comparables", []), valuation.comparables or (), strict=True
-        ):
-            shown["price_at_data_month"] = listed.price
-        click.echo(json.dumps(found, ensure_ascii=False))
+        from imovsp import answer
+
+        click.echo(json.dumps(answer.in_month(valuation, at), ensure_ascii=False))
         return
+    moved = as_of_module.move(valuation, at.factor)
     click.echo("\n".join(valuation_lines(moved)))
     click.echo(as_of_line(at, valuation))
     if valuation.not_given:
@@ -177,6 +172,24 @@ def as_of_line(at: as_of_module.AsOf, original: Valuation) -> str:
     )
 
 
+def _within_bounds(ctx: click.Context, fields: dict[str, Any]) -> None:
+    """Hold the numbers given (from --file too) to the bounds of the options of the same name
+    (those of :mod:`imovsp.bounds`, as the API's), with the options' messages."""
+    ranges = {
+        p.name: p
+        for p in ctx.command.params
+        if isinstance(p.type, click.IntRange | click.FloatRange)
+    }
+    for name, value in fields.items():
+        param = ranges.get(name)
+        if param is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        try:
+            param.type.convert(value, param, ctx)
+        except click.BadParameter as exc:
+            fail(f"{name}: {exc.message}")
+
+
 def _condo_fee(fee: float | None) -> float | None:
     """A fee as the API takes it: 0 (unknown) or a monthly fee from R$ 1 to R$ 100,000."""
     if fee is None or fee == 0 or bounds.CONDO_FEE_MIN <= fee <= bounds.CONDO_FEE_MAX:
@@ -188,43 +201,13 @@ def _condo_fee(fee: float | None) -> float | None:
 
 
 def _round(price: float, negotiation: str) -> float:
-    return round(price, -1 if negotiation == "rent" else -3)
+    from imovsp import answer  # here: the module needs the model's types, the CLI starts without
+
+    return answer.price(price, negotiation) or 0.0
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def valuation_json(valuation: Valuation) -> dict[str, Any]:
-    prop = valuation.property
-    result: dict[str, Any] = {
-        "price": _round(valuation.price, prop.negotiation),
-        "price_low": _round(valuation.price_low or 0.0, prop.negotiation),
-        "price_high": _round(valuation.price_high or 0.0, prop.negotiation),
-        "level": valuation.level,
-        "price_m2": round(valuation.price_m2, 2),
-        "district_median_price_m2": (
-            None if (median := valuation.district_median_price_m2) is None else round(median, 2)
-        ),
-        "negotiation": prop.negotiation,
-        "district": prop.district,
-        "size_m2": prop.size_m2,
-        "not_given": list(valuation.not_given),
-        "typical": valuation.typical,
-        "width_pct": None if (width := valuation.width_pct()) is None else round(width, 1),
-        "sharpen": [
-            {"fields": list(s.fields), "width_pct": s.width_pct, "message": s.message(width)}
-            for s in valuation.sharpen
-        ],
-        "location_estimated": valuation.location_estimated,
-        "model_version": valuation.model_version,
-    }
-    if valuation.reasons is not None:
-        result["baseline"] = round(valuation.baseline or 0.0, 2)
-        result["reasons"] = [dataclasses.asdict(r) for r in valuation.reasons]
-    if valuation.comparables is not None:
-        result["comparables"] = [dataclasses.asdict(c) for c in valuation.comparables]
-    return result
 
 
 def valuation_lines(valuation: Valuation) -> list[str]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,11 +26,13 @@ if TYPE_CHECKING:
     from imovsp.valuer import Valuer
 
 
+def data_option(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--data``: a listings file in the raw schema, as ``data_path``."""
+    return click.option("--data", "data_path", type=click.Path(path_type=Path), **kwargs)
+
+
 @cli.command()
-@click.option(
-    "--data",
-    "data_path",
-    type=click.Path(path_type=Path),
+@data_option(
     multiple=True,
     help="Training listings CSV (default: IMOVSP_DATA); repeat it to train on several files. "
     "A Month column (YYYY-MM) dates each row.",
@@ -97,13 +100,7 @@ def train(
 
 
 @cli.command()
-@click.option(
-    "--data",
-    "data_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Listings CSV with prices, in the raw schema.",
-)
+@data_option(required=True, help="Listings CSV with prices, in the raw schema.")
 @model_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option(

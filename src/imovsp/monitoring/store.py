@@ -25,7 +25,6 @@ from sqlalchemy.exc import ArgumentError
 
 MIGRATIONS = "imovsp.monitoring:migrations"
 KINDS = {"sold": "sale", "rented": "rent", "listed": None}  # feedback kind -> negotiation
-SOURCES = ("api", "batch", "web", "legacy")
 PRUNE_BATCH = 5000  # valuations deleted per transaction by ``imovsp db prune``
 
 metadata = sa.MetaData()

@@ -22,7 +22,8 @@ from starlette.staticfiles import StaticFiles
 from imovsp.api.dating import price_index
 from imovsp.api.deps import ValuerDep
 from imovsp.api.routes import districts
-from imovsp.api.schemas import DEFAULT_LEVEL, PropertyIn
+from imovsp.api.schemas import PropertyIn
+from imovsp.bounds import DEFAULT_LEVEL
 from imovsp.features import FLAGS
 from imovsp.price_index import CREDIT, PriceIndex, month_pt
 from imovsp.web.brl import brl, number, price_m2

@@ -25,29 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from api import REALISTIC
 
 from imovsp.api import create_app
 from imovsp.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-BODY = orjson.dumps(
-    {
-        "negotiation": "sale",
-        "district": "Santana",
-        "size_m2": 130,
-        "rooms": 4,
-        "toilets": 5,
-        "suites": 3,
-        "parking": 1,
-        "condo_fee": 1310,
-        "elevator": True,
-        "furnished": False,
-        "swimming_pool": True,
-        "new": False,
-        "latitude": -23.491423,
-        "longitude": -46.620248,
-    }
-)
+BODY = orjson.dumps(REALISTIC)  # the seed request's apartment, as benchmarks/api.py sends it
 SCOPE = {
     "type": "http",
     "asgi": {"version": "3.0"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -206,8 +207,10 @@ def test_access_log_is_one_json_line_with_the_request_id(
     caplog.set_level(logging.INFO, logger="imovsp.access")  # as `imovsp serve` sets it
     capsys.readouterr()
     response = value(client, SANTANA, headers={"X-Request-ID": "log-me"})
+    client.get("/healthz")  # the line goes out at the next turn of the server's event loop
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    (line,) = [x for x in lines if x.get("logger") == "imovsp.access"]
+    (line,) = [x for x in lines if x.get("request_id") == "log-me"]
+    assert line["logger"] == "imovsp.access"
     assert line["request_id"] == "log-me" == response.headers["x-request-id"]
     assert line["route"] == "/v1/valuations"
     assert line["status"] == 200
@@ -233,6 +236,33 @@ def test_access_line_leaves_a_block_buffered_stdout_at_once(
         monkeypatch.setattr(sys, "stdout", out)
         telemetry.log_access({"event": "request", "status": 200})
         assert json.loads(path.read_text())["status"] == 200
+
+
+def test_access_lines_of_one_loop_turn_go_out_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes: list[str] = []
+
+    class Out:
+        line_buffering = True
+
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr(sys, "stdout", Out())
+
+    async def serve_three() -> list[str]:
+        for status in (200, 404, 422):
+            telemetry.log_access({"event": "request", "status": status})
+        before = list(writes)
+        await asyncio.sleep(0)  # the loop's next turn
+        return before
+
+    assert asyncio.run(serve_three()) == []
+    (written,) = writes
+    assert [json.loads(x)["status"] for x in written.splitlines()] == [200, 404, 422]
+    assert written.endswith("\n")
 
 
 # -- options (ranges, reasons, comparables) ---------------------------------------------------

@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
         stop_reloads = admin.listen(app)  # SIGHUP, and IMOVSP_RELOAD_INTERVAL
         yield
         stop_reloads()
+        telemetry.flush_access_log()  # the last requests' lines, before the lines that follow
         # After SIGTERM, once requests in flight are answered: write every buffered record.
         await asyncio.to_thread(app.state.recorder.close)
         telemetry.log_event("stopped", pid=os.getpid())

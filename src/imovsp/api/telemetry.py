@@ -8,6 +8,8 @@ worker answers a scrape reports the whole server.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import logging
 import math
@@ -15,6 +17,7 @@ import os
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,22 +113,52 @@ def json_line(seconds: float, level: str, logger: str, fields: dict[str, Any]) -
     return orjson.dumps({**head, **fields}, default=str)
 
 
+# Access lines not yet written: those of the event loop's current turn (see log_access).
+_lines: deque[bytes] = deque()
+
+
 def log_access(fields: dict[str, Any]) -> None:
     """One line of the access log: on stdout, as :class:`JsonLines` writes the other log lines.
 
     Written straight to stdout rather than through logging's records, handlers and formatter,
     which took about three times as long (docs/benchmarks.md): one line per request is a few
     percent of a loaded worker's time. The ``imovsp.access`` logger still turns it on and off.
+
+    On an event loop, the lines of one turn of it go out together, in one write, at the start
+    of its next turn: a loaded worker answers a hundred requests in a turn, and a write per
+    line cost more than the line (docs/benchmarks.md, session 13). Outside a loop, at once.
     """
     line = json_line(time.time(), "info", access_logger.name, fields)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _lines.append(line)
+        flush_access_log()
+        return
+    if not _lines:
+        loop.call_soon(flush_access_log)
+    _lines.append(line)
+
+
+def flush_access_log() -> None:
+    """Write the access lines not yet written (see :func:`log_access`)."""
+    taken = []
+    with contextlib.suppress(IndexError):  # another thread may take the last one first
+        while _lines:
+            taken.append(_lines.popleft())
+    if not taken:
+        return
     out = sys.stdout
     # Out at once, as logging's handler flushes each line: block-buffered, a quiet server's
     # lines would wait for kilobytes more, and be lost with the process. A stdout that is gone
-    # loses the line; it must not fail the request.
+    # loses the lines; it must not fail a request.
     with contextlib.suppress(OSError, ValueError):
-        out.write(line.decode() + "\n")
+        out.write(b"\n".join(taken).decode() + "\n")
         if not (getattr(out, "line_buffering", False) or getattr(out, "write_through", False)):
             out.flush()
+
+
+atexit.register(flush_access_log)  # a loop stopped before its next turn leaves some behind
 
 
 def _json_error(status: int, detail: str, request_id: str) -> tuple[Message, Message]:

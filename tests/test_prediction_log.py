@@ -677,3 +677,35 @@ def test_prune_deletes_old_valuations_and_keeps_those_with_feedback(
     finally:
         store.dispose()
         get_settings.cache_clear()
+
+
+def test_row_times_and_fields_are_written_as_row_describes_them(
+    tmp_path: Path, valuer: Valuer
+) -> None:
+    """values() makes each second's text once and writes a model that was sent whole in one go:
+    times on, within and just short of a second (rounded up to the next), and models sent
+    whole or in part, give what row() describes."""
+    store = Store(f"sqlite:///{tmp_path / 'log.db'}")
+    whole = {
+        **SANTANA,
+        "rooms": 2,
+        "toilets": 2,
+        "suites": 1,
+        "parking": 1,
+        "condo_fee": 500.0,
+        "elevator": True,
+        "furnished": False,
+        "swimming_pool": False,
+        "new": False,
+        "latitude": -23.4914,
+        "longitude": -46.6202,
+    }
+    models = [PropertyIn.model_validate(whole), PropertyIn.model_validate(SANTANA)]
+    assert models[0].model_fields_set == set(PropertyIn.model_fields)
+    v = valuer.value(valuer.prepare(dict(SANTANA)))
+    base = 1_764_000_000.0
+    times = [base, base + 0.25, base + 0.9999996, base + 1.000001, base + 1.5, base + 0.5]
+    for given in [*models, dict(SANTANA)]:
+        for at in times:
+            record = (at, "api", "r", None, given, v, 0.01, None, 1.0)
+            assert prediction_log.values(record, store) == store.values(prediction_log.row(record))

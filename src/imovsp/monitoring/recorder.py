@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from prometheus_client import Counter, Gauge
 
 from imovsp.monitoring.store import Store, json_text, shown
@@ -82,6 +83,37 @@ def given_fields(given: Any) -> dict[str, Any]:
     return dict(given) if isinstance(given, Mapping) else {}
 
 
+def _given_text(given: Any) -> str:
+    """``json_text(given_fields(given))``, to the character: a model that was sent every one of
+    its fields (most are) is written out whole, its keys sorted by orjson."""
+    fields_set = getattr(given, "model_fields_set", None)
+    if fields_set is not None and len(fields_set) == len(type(given).model_fields):
+        return orjson.dumps(given.__dict__, option=orjson.OPT_SORT_KEYS).decode()
+    return json_text(given_fields(given))
+
+
+# The second of the last row's time, and its text as SQLite stores times.
+_second: tuple[int, str] = (-1, "")
+
+
+def _created_at(at: float, store: Store) -> Any:
+    """``store.time_value`` of the row's time (a Unix time), the text of each second made once
+    for all of its rows: formatting the date and time was a quarter of a row's cost."""
+    global _second
+    when = datetime.fromtimestamp(at, UTC).replace(tzinfo=None)
+    if not store.times_as_text:
+        return store.time_value(when)
+    if when.microsecond == 0:  # on the second, or rounded up to the next one
+        return store.time_value(when)
+    whole = int(at)  # when's second, as it was not rounded up
+    second, text = _second
+    if whole != second:
+        full: str = store.time_value(when)  # "YYYY-MM-DD HH:MM:SS.ffffff"
+        _second = (whole, full[:-7])
+        return full
+    return f"{text}.{when.microsecond:06d}"
+
+
 def row(record: Record) -> dict[str, Any]:
     """A recorded valuation as a row of the ``valuations`` table."""
     at, source, request_id, index, given, v, seconds, as_of, index_factor = record
@@ -119,13 +151,13 @@ def values(record: Record, store: Store) -> tuple[Any, ...]:
     if defaulted is None:
         defaulted = _defaulted[not_given] = json_text(list(not_given))
     return (
-        store.time_value(datetime.fromtimestamp(at, UTC).replace(tzinfo=None)),
+        _created_at(at, store),
         request_id[:64],
         index,
         source,
         v.model_version,
         *v.property.as_dict().values(),
-        json_text(given_fields(given)),
+        _given_text(given),
         defaulted,
         bool(v.location_estimated),
         float(v.price),

@@ -227,6 +227,11 @@ class Store:
         values[_TIME_AT] = self.time_value(values[_TIME_AT])
         return tuple(values)
 
+    @property
+    def times_as_text(self) -> bool:
+        """Whether :meth:`time_value` gives text (SQLite)."""
+        return self._sqlite
+
     def time_value(self, when: datetime) -> Any:
         """A time (UTC, no zone) as the driver takes it: as SQLAlchemy stores times in SQLite
         (text), else as it is."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from imovsp import answer
@@ -34,10 +35,11 @@ class Valuing:
         """Value one property now; ``ValueError`` as :meth:`prepare`."""
         return value_together(self.valuer, [self.prepare(item)], options)[0]
 
-    async def ask(self, item: PropertyIn, options: Options) -> Valuation:
+    def ask(self, item: PropertyIn, options: Options) -> asyncio.Future[Valuation]:
         """Value one property on the event loop, together with the others asked for in the
-        same turn of it (see :mod:`imovsp.api.coalesce`); ``ValueError`` as :meth:`prepare`."""
-        return await self.coalescer.value(self.prepare(item), options)
+        same turn of it (see :mod:`imovsp.api.coalesce`): its valuation, to await;
+        ``ValueError`` as :meth:`prepare`, at once."""
+        return self.coalescer.value(self.prepare(item), options)
 
     def value_all(self, items: list[PropertyIn], options: Options) -> list[Valuation | ValueError]:
         """Value ``items`` together; in place of an item the model cannot value, the error

@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from imovsp import price_index
-from imovsp.api import create_app, telemetry
 from imovsp.api.schemas import BatchOut, ErrorOut, ValuationOut
 from imovsp.features import Property
+from imovsp.server import create_app, telemetry
 from imovsp.settings import Settings
 from imovsp.valuer import Valuation, Valuer
 

@@ -16,11 +16,12 @@ from pydantic.json_schema import models_json_schema
 from starlette.types import Receive, Scope, Send
 
 from imovsp import artifact, as_of
-from imovsp.api import admin, docs, errors, fast_path, feedback, legacy, ops, routes, telemetry
-from imovsp.api.limits import RateLimiter
+from imovsp.api import docs, errors, fast_path, feedback, legacy, ops, routes
 from imovsp.api.render import Valuing
 from imovsp.api.schemas import BatchIn, PropertyIn
 from imovsp.monitoring import recorder as prediction_log
+from imovsp.server import reloads, telemetry
+from imovsp.server.limits import RateLimiter
 from imovsp.settings import Settings, get_settings
 from imovsp.valuer import Valuer
 from imovsp.web import install as install_web
@@ -109,7 +110,7 @@ class Service(FastAPI):
 def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None) -> FastAPI:
     """The HTTP service. ``valuer`` serves an already loaded model (else it is loaded at start).
 
-    Without arguments (as ``uvicorn --factory imovsp.api:create_app`` calls it) the settings
+    Without arguments (as ``uvicorn --factory imovsp.server:create_app`` calls it) the settings
     come from the environment.
     """
     settings = settings or get_settings()
@@ -143,7 +144,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
             load_seconds=loaded.load_seconds,
             pid=os.getpid(),
         )
-        stop_reloads = admin.listen(app)  # SIGHUP, and IMOVSP_RELOAD_INTERVAL
+        stop_reloads = reloads.listen(app)  # SIGHUP, and IMOVSP_RELOAD_INTERVAL
         yield
         stop_reloads()
         # After SIGTERM, once requests in flight are answered: write every buffered record.
@@ -172,7 +173,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     app.include_router(ops.router)
     install_web(app)
     docs.install(app)
-    app.include_router(admin.router)
+    app.include_router(reloads.router)
     app.observe = telemetry.Observe(
         app.serve,
         max_body_bytes=settings.max_body_bytes,

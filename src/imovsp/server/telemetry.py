@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uuid_utils import uuid7
 
-from imovsp.api.limits import RateLimiter
+from imovsp.server.limits import RateLimiter
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_ID_HEADER = "x-request-id"

@@ -6,7 +6,7 @@ it values a plain flat (:func:`imovsp.rollout.verify`), and only then replaces t
 in one step on the event loop: every request is answered by the old model or by the new one.
 A model that fails is refused with the reason, and the old one keeps serving.
 
-With several workers (:mod:`imovsp.api.supervisor`), ``SIGHUP`` to the supervisor reaches every
+With several workers (:mod:`imovsp.server.supervisor`), ``SIGHUP`` to the supervisor reaches every
 worker, and the worker that answers ``POST /admin/reload`` signals the supervisor, so that all
 workers converge on the new model.
 """
@@ -30,12 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from imovsp import artifact, rollout
-from imovsp.api import telemetry
 from imovsp.api.render import Valuing
 from imovsp.api.routes import JSONBytes
 from imovsp.api.schemas import ErrorOut
-from imovsp.api.supervisor import SUPERVISOR_ENV
 from imovsp.artifact import ArtifactError
+from imovsp.server import telemetry
+from imovsp.server.supervisor import SUPERVISOR_ENV
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 
@@ -164,7 +164,7 @@ def listen(app: FastAPI) -> Callable[[], None]:
     except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (tests)
         pass
     else:
-        # A worker starts with SIGHUP blocked (see imovsp.api.supervisor): one sent while it
+        # A worker starts with SIGHUP blocked (see imovsp.server.supervisor): one sent while it
         # loaded has waited, and reaches the handler now.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     if settings.reload_interval > 0:

@@ -9,9 +9,9 @@ from starlette.responses import PlainTextResponse, Response
 
 from imovsp.api.deps import ValuerDep
 from imovsp.api.errors import error_response
+from imovsp.api.prometheus import metrics_payload
 from imovsp.api.routes import JSONBytes
 from imovsp.features import Property
-from imovsp.server.telemetry import metrics_payload
 from imovsp.valuer import Valuer
 
 router = APIRouter(tags=["operations"])

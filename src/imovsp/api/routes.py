@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from imovsp import data
-from imovsp.api import dating
+from imovsp.api import dating, prometheus
 from imovsp.api.coalesce import Options
 from imovsp.api.deps import SettingsDep, ValuerDep, read_json, read_options, request_id, valuing
 from imovsp.api.render import Valuing, valuation_dict
@@ -31,7 +31,6 @@ from imovsp.api.schemas import (
 from imovsp.as_of import AsOf
 from imovsp.features import TYPICAL
 from imovsp.monitoring.recorder import Recorder
-from imovsp.server import telemetry
 from imovsp.valuer import Valuation, Valuer
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -143,7 +142,7 @@ def _value_batch(
                 index_factor=at.factor,
             )
         results.append({"index": index, "valuation": rendered, "error": None})
-    telemetry.record_valuations(counts)
+    prometheus.record_valuations(counts)
     return {
         "count": len(items),
         "valued": len(valued),

@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.types import Receive, Scope, Send
 
 from imovsp import artifact, as_of
-from imovsp.api import docs, errors, fast_path, feedback, legacy, ops, routes
+from imovsp.api import admin, docs, errors, fast_path, feedback, legacy, ops, routes
 from imovsp.api.render import Valuing
 from imovsp.api.schemas import BatchIn, PropertyIn
 from imovsp.monitoring import recorder as prediction_log
@@ -173,7 +173,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     app.include_router(ops.router)
     install_web(app)
     docs.install(app)
-    app.include_router(reloads.router)
+    app.include_router(admin.router)
     app.observe = telemetry.Observe(
         app.serve,
         max_body_bytes=settings.max_body_bytes,

@@ -1,5 +1,6 @@
-"""Model reloads in a running server: ``POST /admin/reload``, ``SIGHUP``, and (optionally) a
-look at ``CURRENT`` every ``IMOVSP_RELOAD_INTERVAL`` seconds.
+"""Model reloads in a running server: ``POST /admin/reload`` (the route is
+:mod:`imovsp.api.admin`), ``SIGHUP``, and (optionally) a look at ``CURRENT`` every
+``IMOVSP_RELOAD_INTERVAL`` seconds.
 
 Each worker process swaps its own model. It loads the current version in a thread, checks that
 it values a plain flat (:func:`imovsp.rollout.verify`), and only then replaces the served model,
@@ -15,24 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
-import hmac
 import os
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
 
 from imovsp import artifact, rollout
+from imovsp.api.admin import ReloadOut, ReloadRefusedError, Status
 from imovsp.api.render import Valuing
-from imovsp.api.routes import JSONBytes
-from imovsp.api.schemas import ErrorOut
 from imovsp.artifact import ArtifactError
 from imovsp.server import telemetry
 from imovsp.server.supervisor import SUPERVISOR_ENV
@@ -48,25 +45,6 @@ for _outcome in ("reloaded", "refused"):  # at zero from the start, so that rate
     RELOADS.labels(_outcome)
 
 
-class ReloadRefusedError(Exception):
-    """The current model cannot be served; the old one keeps serving."""
-
-
-class ReloadOut(BaseModel):
-    """What this worker serves after the reload."""
-
-    model_config = ConfigDict(protected_namespaces=())
-
-    status: Literal["reloaded", "unchanged"]
-    model_version: str = Field(description="The version this worker serves now.")
-    previous_version: str = Field(description="The version it served before.")
-    pid: int = Field(description="The worker process that answered.")
-    workers_signalled: bool = Field(
-        description="True when the server's supervisor was asked to bring every worker to the "
-        "current model (several workers); False for a single-process server."
-    )
-
-
 def serve_model(app: FastAPI, valuer: Valuer) -> None:
     """Serve ``valuer`` from now on. No ``await`` here: no request sees half a swap."""
     previous: Valuer | None = getattr(app.state, "valuer", None)
@@ -77,7 +55,7 @@ def serve_model(app: FastAPI, valuer: Valuer) -> None:
     telemetry.set_model_info(valuer.version)
 
 
-async def reload(app: FastAPI, *, trigger: str) -> tuple[str, Valuer, Valuer]:
+async def reload(app: FastAPI, *, trigger: str) -> tuple[Status, Valuer, Valuer]:
     """Serve the models directory's current version; ``(status, old, new)``.
 
     Raises :class:`ReloadRefusedError` (with the reason) when it cannot be served.
@@ -124,11 +102,26 @@ def signal_supervisor() -> bool:
     return True
 
 
+async def reload_everywhere(app: FastAPI, trigger: str) -> ReloadOut:
+    """:func:`reload` this worker's model, then have the supervisor, if there is one, bring
+    every other worker to the current model too: what ``POST /admin/reload`` asks for."""
+    status, old, new = await reload(app, trigger=trigger)
+    return ReloadOut(
+        status=status,
+        model_version=new.version,
+        previous_version=old.version,
+        pid=os.getpid(),
+        workers_signalled=signal_supervisor(),
+    )
+
+
 def listen(app: FastAPI) -> Callable[[], None]:
     """Reload on SIGHUP (when this is the main thread) and, if the settings say so, every few
-    seconds; returns the function that stops both."""
+    seconds; returns the function that stops both. From now on ``app.state.reload`` (which
+    ``POST /admin/reload`` calls) reloads too."""
     settings: Settings = app.state.settings
     app.state.reload_lock = asyncio.Lock()
+    app.state.reload = functools.partial(reload_everywhere, app)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[Any]] = set()
 
@@ -180,59 +173,3 @@ def listen(app: FastAPI) -> Callable[[], None]:
             task.cancel()
 
     return stop
-
-
-router = APIRouter(prefix="/admin", tags=["operations"])
-bearer = HTTPBearer(auto_error=False, description="The token in IMOVSP_ADMIN_TOKEN.")
-
-
-def authorise(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """403 while no admin token is configured; 401 unless the request carries it."""
-    settings: Settings = request.app.state.settings
-    if settings.admin_token is None:
-        raise HTTPException(
-            403, "the admin API is disabled: set IMOVSP_ADMIN_TOKEN on the server to enable it"
-        )
-    expected = settings.admin_token.get_secret_value().encode()
-    given = credentials.credentials.encode() if credentials is not None else b""
-    if not hmac.compare_digest(given, expected):
-        raise HTTPException(
-            401,
-            "send the admin token as Authorization: Bearer <IMOVSP_ADMIN_TOKEN>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-@router.post(
-    "/reload",
-    response_model=ReloadOut,
-    dependencies=[Depends(authorise)],
-    responses={
-        401: {"model": ErrorOut, "description": "Missing or wrong admin token."},
-        403: {"model": ErrorOut, "description": "No admin token configured: disabled."},
-        409: {
-            "model": ErrorOut,
-            "description": "The current model cannot be served (the reason is in `detail`); "
-            "the old one keeps serving.",
-        },
-    },
-    summary="Serve the current model",
-)
-async def reload_model(request: Request) -> Response:
-    """Load the models directory's current version and serve it (all workers follow)."""
-    try:
-        status, old, new = await reload(request.app, trigger="POST /admin/reload")
-    except ReloadRefusedError as exc:
-        served = request.app.state.valuer.version
-        raise HTTPException(409, f"{exc}; still serving {served}") from None
-    out = {
-        "status": status,
-        "model_version": new.version,
-        "previous_version": old.version,
-        "pid": os.getpid(),
-        "workers_signalled": signal_supervisor(),
-    }
-    return JSONBytes(out)

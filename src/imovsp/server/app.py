@@ -17,7 +17,6 @@ from starlette.types import Receive, Scope, Send
 
 from imovsp import artifact, as_of
 from imovsp.api import admin, docs, errors, fast_path, feedback, legacy, ops, routes
-from imovsp.api.render import Valuing
 from imovsp.api.schemas import BatchIn, PropertyIn
 from imovsp.monitoring import recorder as prediction_log
 from imovsp.server import reloads, telemetry
@@ -119,9 +118,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loaded = valuer or load_model(settings)
         as_of.check_model(app.state.price_index, loaded.data_month)
-        app.state.valuer = loaded
-        app.state.valuing = Valuing(loaded)
-        telemetry.set_model_info(loaded.version)
+        reloads.serve_model(app, loaded)  # as every reload does after it
         app.state.recorder = prediction_log.create(settings)
         # One batch valued at a time per worker; the others wait their turn holding only their
         # request. Running more at once gains nothing (one core, one GIL per worker) and each

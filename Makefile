@@ -50,7 +50,7 @@ bench-soak: install ## Soak (5 min at 256 connections) and a worker killed under
 	$(RUN) python benchmarks/soak.py --json /tmp/imovsp-bench-soak.json
 
 openapi: install ## Regenerate docs/openapi.json from the app
-	$(RUN) python -m imovsp.api.openapi docs/openapi.json
+	$(RUN) python -m imovsp.server.openapi docs/openapi.json
 
 clean: ## Remove caches, test output and the virtualenvs (models stay)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts

@@ -31,12 +31,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from imovsp import artifact, data
-from imovsp.api import telemetry
 from imovsp.api.coalesce import Options
 from imovsp.api.render import Valuing
 from imovsp.api.schemas import OptionsIn, PropertyIn
 from imovsp.monitoring import recorder as prediction_log
 from imovsp.monitoring.store import Store, valuations
+from imovsp.server import telemetry
 from imovsp.settings import Settings
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from api import REALISTIC
 
-from imovsp.api import create_app
+from imovsp.server import create_app
 from imovsp.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-# As imovsp.api.server does for its own processes; this module is the main module of the
+# As imovsp.server.main does for its own processes; this module is the main module of the
 # server and of each worker it spawns, so the patch below is made in every one of them.
 sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
 
@@ -35,6 +35,6 @@ def _reused(self: Valuer, props: Any, *args: Any, **kwargs: Any) -> list[Valuati
 Valuer.value_many = _reused  # type: ignore[method-assign]
 
 if __name__ == "__main__":
-    from imovsp.api.server import main
+    from imovsp.server.main import main
 
     main()

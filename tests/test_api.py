@@ -17,9 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from imovsp import price_index
-from imovsp.api import create_app, telemetry
 from imovsp.api.schemas import BatchOut, ErrorOut, ValuationOut
 from imovsp.features import Property
+from imovsp.server import create_app, telemetry
 from imovsp.settings import Settings
 from imovsp.valuer import Valuation, Valuer
 
@@ -169,6 +169,7 @@ def test_explain_and_comparables_are_served(client: TestClient) -> None:
     response = client.post("/v1/valuations?explain=true&comparables=3&level=0.9", json=SANTANA)
     assert response.status_code == 200, response.text
     body = response.json()
+    ValuationOut.model_validate(body)  # the comparables' fields too: extra keys are refused
     assert body["level"] == 0.9
     assert len(body["comparables"]) == 3
     assert body["baseline"] > 0

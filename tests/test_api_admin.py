@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from imovsp import artifact, rollout
-from imovsp.api import create_app
+from imovsp.server import create_app
 from imovsp.settings import Settings
 from model_versions import A, B, C, corrupt, incompatible, models_with
 from test_api import SANTANA, assert_error

@@ -12,8 +12,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from imovsp.api import create_app
 from imovsp.features import Property
+from imovsp.server import create_app
 from imovsp.settings import Settings
 from imovsp.valuer import Valuation, Valuer
 

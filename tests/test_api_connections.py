@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import test_api_serve
-from imovsp.api.telemetry import LINGER_SECONDS
+from imovsp.server.telemetry import LINGER_SECONDS
 from test_api_serve import ITEM, stop
 
 serve = test_api_serve.serve  # the fixture that starts `imovsp serve`

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from imovsp.api import create_app
 from imovsp.api.schemas import ValuationOut
 from imovsp.geo import FAR_KM, far_from_district, geography
+from imovsp.server import create_app
 from imovsp.settings import Settings
 
 PINHEIROS = {"negotiation": "sale", "district": "Pinheiros", "size_m2": 70}

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from imovsp.api import create_app
 from imovsp.api.schemas import DistrictsOut, ErrorOut, ModelCard
+from imovsp.server import create_app
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 
@@ -255,7 +255,7 @@ def test_interactive_docs_are_served(client: TestClient) -> None:
 def test_log_timestamps_remembering_the_last_second_read_as_formatted_afresh() -> None:
     import time
 
-    from imovsp.api import telemetry
+    from imovsp.server import telemetry
 
     def afresh(seconds: float) -> str:
         whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))

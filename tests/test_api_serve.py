@@ -226,7 +226,7 @@ def test_metrics_add_up_across_workers(serve: Any, tmp_path: Path) -> None:
 
 
 def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -> None:
-    """``imovsp serve`` becomes ``python -m imovsp.api.server`` (same pid), and its workers
+    """``imovsp serve`` becomes ``python -m imovsp.server.main`` (same pid), and its workers
     never load scikit-learn or PyArrow: ~60 and ~45 MB each that serving does not use
     (docs/benchmarks.md). They still value one property and a batch."""
     proc, base = serve("--workers", "2")
@@ -237,7 +237,7 @@ def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -
         assert body["errors"] == 0
         assert len(body["items"]) == 8
         server = psutil.Process(proc.pid)
-        assert server.cmdline()[1:3] == ["-m", "imovsp.api.server"]
+        assert server.cmdline()[1:3] == ["-m", "imovsp.server.main"]
         # (multiprocessing's resource tracker is a child too)
         workers = [c for c in server.children() if "spawn_main" in " ".join(c.cmdline())]
         assert len(workers) == 2
@@ -313,7 +313,7 @@ def test_serve_on_a_taken_port_exits_2_with_one_line(
     command: tuple[str, ...] = ()
     if entry == "server":
         model = models_dir / str(artifact.current_version(models_dir))
-        command = (str(BIN / "python"), "-m", "imovsp.api.server", "--host=127.0.0.1")
+        command = (str(BIN / "python"), "-m", "imovsp.server.main", "--host=127.0.0.1")
         command += (f"--model={model}",)
     with socket.socket() as taken:
         if reuse_port:

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from imovsp import data, price_index
-from imovsp.api import create_app
 from imovsp.api.legacy import ANSWER_KEY, EXAMPLE
 from imovsp.api.schemas import BatchOut, ValuationOut
 from imovsp.cli import cli
+from imovsp.server import create_app
 from imovsp.settings import Settings
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer

@@ -286,7 +286,7 @@ def test_predict_json_is_the_apis_answer(runner: CliRunner, models_dir: Path) ->
     # One answer, built once (imovsp.answer): the same keys, roundings and nulls.
     from fastapi.testclient import TestClient
 
-    from imovsp.api import create_app
+    from imovsp.server import create_app
     from imovsp.settings import Settings
 
     args = ["--negotiation", "rent", "--district", "Pinheiros", "--size", "70", "--rooms", "2"]

@@ -12,9 +12,9 @@ import httpx2 as httpx
 import pytest
 
 from imovsp import as_of, price_index
-from imovsp.api import create_app
 from imovsp.api.coalesce import Coalescer, Options
 from imovsp.features import Property
+from imovsp.server import create_app
 from imovsp.settings import Settings
 from imovsp.valuer import ROWS_TOGETHER, Valuation, Valuer
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from imovsp.api import create_app
+from imovsp.server import create_app
 from imovsp.settings import Settings, variable_names
 
 ROOT = Path(__file__).resolve().parents[1]

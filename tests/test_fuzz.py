@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from imovsp.api import create_app
+from imovsp.server import create_app
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 

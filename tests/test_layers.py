@@ -33,11 +33,26 @@ MODEL = (
     "valuer",
 )
 # What no module of the model layer may import; prediction never imports fitting or scoring.
-ABOVE_MODEL = ("imovsp.api", "imovsp.web", "imovsp.cli", "imovsp.monitoring", "imovsp.batch")
+ABOVE_MODEL = (
+    "imovsp.api",
+    "imovsp.web",
+    "imovsp.server",
+    "imovsp.cli",
+    "imovsp.monitoring",
+    "imovsp.batch",
+)
 FITTING = ("imovsp.training", "imovsp.evaluation")
 # The uses of a model (layer 4): the interfaces are built on them, never the other way.
 USES = ("answer", "as_of", "batch", "batch_dask", "formats", "rollout")
-INTERFACES = ("imovsp.api", "imovsp.web", "imovsp.cli")
+INTERFACES = ("imovsp.api", "imovsp.web", "imovsp.server", "imovsp.cli")
+
+
+def package(name: str) -> list[str]:
+    """The modules of the package ``imovsp.<name>``, as :func:`imports` takes them."""
+    return sorted(
+        p.relative_to(PACKAGE).with_suffix("").as_posix().replace("/", ".")
+        for p in (PACKAGE / name).rglob("*.py")
+    )
 
 
 def imports(module: str) -> set[str]:
@@ -80,6 +95,18 @@ def test_the_uses_of_a_model_import_no_interface(module: str) -> None:
     assert not reaches(imports(module), INTERFACES), module
 
 
+# The server (layer 6) assembles the API and the page and runs them; they never reach up into
+# it, and the API does not know the page.
+@pytest.mark.parametrize("module", [*package("api"), *package("web")])
+def test_the_api_and_the_page_import_nothing_of_the_server(module: str) -> None:
+    assert not reaches(imports(module), ("imovsp.server",)), module
+
+
+@pytest.mark.parametrize("module", package("api"))
+def test_the_api_does_not_import_the_page(module: str) -> None:
+    assert not reaches(imports(module), ("imovsp.web",)), module
+
+
 def test_the_bounds_import_nothing_of_imovsp() -> None:
     # The CLI reads them before any command runs, and starts without the scientific stack.
     assert imports("bounds") == set()
@@ -90,6 +117,9 @@ def test_the_walk_sees_what_it_must() -> None:
     assert "imovsp.predict" in imports("valuer")
     assert "imovsp.training" not in imports("valuer")
     assert {"imovsp.evaluation", "imovsp.predict"} <= imports("training")
+    assert {"imovsp.api", "imovsp.web"} <= imports("server.app")
+    assert "imovsp.server.supervisor" in imports("server.reloads")
+    assert {"api.fast_path", "api.routes", "web.pages"} <= {*package("api"), *package("web")}
 
 
 def test_nothing_above_the_model_reads_the_valuers_feature_builder() -> None:

@@ -17,11 +17,11 @@ from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
 from imovsp import data, drift
-from imovsp.api import create_app
 from imovsp.cli import cli
 from imovsp.features import frame_columns
 from imovsp.monitoring.recorder import row
 from imovsp.monitoring.store import Store, head
+from imovsp.server import create_app
 from imovsp.settings import get_settings
 from imovsp.synthetic import synthetic_listings
 from imovsp.valuer import Valuer

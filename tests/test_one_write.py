@@ -12,7 +12,7 @@ from uvicorn.lifespan.off import LifespanOff
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from imovsp.api.one_write import OneWriteProtocol
+from imovsp.server.one_write import OneWriteProtocol
 
 BODY = b'{"price":988000.0}'
 POST = (

@@ -29,7 +29,6 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from everything import unavailable
-from imovsp.api import create_app
 from imovsp.api.feedback import FeedbackOut
 from imovsp.api.schemas import PropertyIn
 from imovsp.cli import cli
@@ -37,6 +36,7 @@ from imovsp.features import Property
 from imovsp.monitoring import feedback as prediction_log_feedback
 from imovsp.monitoring import recorder as prediction_log
 from imovsp.monitoring.store import MIGRATIONS, Store, feedback, head, metadata, valuations
+from imovsp.server import create_app
 from imovsp.settings import Settings, get_settings
 from imovsp.valuer import Valuer
 from test_api import SANTANA, assert_error

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from uvicorn.config import Config
 
-from imovsp.api.supervisor import Balanced, bind
+from imovsp.server.supervisor import Balanced, bind
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -1,8 +1,8 @@
 """The uvicorn internals imovsp builds on, pinned: a test of the installed uvicorn's source.
 
-``api/supervisor.py`` subclasses ``Multiprocess`` and starts uvicorn's ``Process`` itself (one
+``server/supervisor.py`` subclasses ``Multiprocess`` and starts uvicorn's ``Process`` itself (one
 socket per worker slot, a worker's death noticed at once, SIGHUP reloading models), and
-``api/one_write.py`` subclasses ``HttpToolsProtocol`` and wraps a ``RequestResponseCycle``'s
+``server/one_write.py`` subclasses ``HttpToolsProtocol`` and wraps a ``RequestResponseCycle``'s
 transport. None of these is uvicorn's documented API, so an upgrade may change them without
 notice. pyproject.toml pins uvicorn to its 0.54 series; this test fails when the source of
 those classes changes even within it. When it fails: read the new source against the two

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from imovsp.api import create_app
 from imovsp.api.legacy import ANSWER_KEY, EXAMPLE
 from imovsp.api.schemas import PropertyIn
+from imovsp.server import create_app
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 from imovsp.web.brl import brl, number, price_m2

@@ -19,8 +19,8 @@ import uvicorn
 from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
 
 from everything import unavailable
-from imovsp.api import create_app
 from imovsp.geo import geography
+from imovsp.server import create_app
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 from imovsp.web.brl import brl, number

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from imovsp.valuer import Valuer
 
 # scikit-learn (the seed approach's forest) is imported inside the function that fits it: a
-# server worker never loads it (see imovsp.api.server).
+# server worker never loads it (see imovsp.server.main).
 
 
 def with_ranges(

@@ -4,7 +4,7 @@
 :mod:`imovsp.artifact`). Rolling back undoes the last change that made a version current: the
 version current before it becomes current again, and a second rollback goes one step further
 back. Neither makes current a model that does not load and value a plain flat: a running server
-that reloads (see :mod:`imovsp.api.admin`) finds only models that passed this check.
+that reloads (see :mod:`imovsp.server.reloads`) finds only models that passed this check.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ from imovsp.price_index import DEFAULT_DATA_MONTH
 from imovsp.valuer import Valuer
 
 # scikit-learn (the splits) is imported inside the function that splits: a server worker never
-# loads it (see imovsp.api.server), ~60 MB less per worker.
+# loads it (see imovsp.server.main), ~60 MB less per worker.
 
 BASE_PARAMS: dict[str, Any] = {
     "objective": "huber",

@@ -1,22 +1,3 @@
-"""The HTTP API over the Valuer (FastAPI): see :func:`create_app`.
-
-``create_app`` is imported on first use, not with the package: ``imovsp serve`` must point
-prometheus_client at the workers' shared metrics directory before anything imports it.
+"""The HTTP API over the Valuer: its routes, request and response schemas, dependencies and
+error handlers. :mod:`imovsp.server` assembles them, with the web page, into the app it serves.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from imovsp.api.app import create_app
-
-__all__ = ["create_app"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from imovsp.api.app import create_app
-
-        return create_app
-    raise AttributeError(f"module 'imovsp.api' has no attribute {name!r}")

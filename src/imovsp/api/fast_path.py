@@ -23,7 +23,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
 from imovsp import as_of
-from imovsp.api import errors, telemetry
+from imovsp.api import errors
+from imovsp.api import prometheus as telemetry
 from imovsp.api.dating import valuation_body
 from imovsp.api.deps import NO_OPTIONS, check_json_media, options_from, parse_json
 from imovsp.api.errors import PropertyError

@@ -9,8 +9,8 @@ from starlette.responses import PlainTextResponse, Response
 
 from imovsp.api.deps import ValuerDep
 from imovsp.api.errors import error_response
+from imovsp.api.prometheus import metrics_payload
 from imovsp.api.routes import JSONBytes
-from imovsp.api.telemetry import metrics_payload
 from imovsp.features import Property
 from imovsp.valuer import Valuer
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from imovsp import data
-from imovsp.api import dating, telemetry
+from imovsp.api import dating, prometheus
 from imovsp.api.coalesce import Options
 from imovsp.api.deps import SettingsDep, ValuerDep, read_json, read_options, request_id, valuing
 from imovsp.api.render import Valuing, valuation_dict
@@ -90,8 +90,9 @@ def documented(body: type[BaseModel]) -> dict[str, Any]:
 )
 async def create_valuation() -> Response:
     """The price of one apartment (sale price, or monthly rent), with what was assumed."""
-    # Declared for the OpenAPI document only: telemetry.Observe hands every request of this
-    # route to imovsp.api.fast_path.value_one before FastAPI's routing (see create_app).
+    # Declared for the OpenAPI document only: imovsp.server.telemetry.Observe hands every
+    # request of this route to imovsp.api.fast_path.value_one before FastAPI's routing (see
+    # imovsp.server.app.create_app).
     raise AssertionError("POST /v1/valuations is answered by imovsp.api.fast_path")
 
 
@@ -141,7 +142,7 @@ def _value_batch(
                 index_factor=at.factor,
             )
         results.append({"index": index, "valuation": rendered, "error": None})
-    telemetry.record_valuations(counts)
+    prometheus.record_valuations(counts)
     return {
         "count": len(items),
         "valued": len(valued),

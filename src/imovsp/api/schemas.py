@@ -7,6 +7,7 @@ describe them in the OpenAPI document, and the tests validate every response aga
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from imovsp import bounds
 from imovsp.bounds import CONDO_FEE_MAX, CONDO_FEE_MIN, DEFAULT_LEVEL, PRICE_MAX, PRICE_MIN
+from imovsp.valuation import Comparable
 
 TYPICAL = (
     "Not given (absent or null): priced as unknown, by a model trained on listings with fields "
@@ -258,23 +260,19 @@ class ReasonOut(BaseModel):
     effect_brl: float
 
 
-class ComparableOut(BaseModel):
+@dataclass(frozen=True)
+class ComparableOut(Comparable):
     """A similar listing from the training data."""
 
-    price: float
-    price_m2: float
-    distance_km: float
-    district: str
-    size_m2: float
-    rooms: int
-    toilets: int
-    suites: int
-    parking: int
-    latitude: float
-    longitude: float
-    price_at_data_month: float | None = Field(
-        None, description="`price` in the money of the model's data month (as listed)."
-    )
+    # The fields are the model's own (valuation.Comparable), declared once: the answer gives
+    # them all (answer.valuation). Extra keys are refused so that a test validating an answer
+    # fails when the two part ways.
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    price_at_data_month: Annotated[
+        float | None,
+        Field(description="`price` in the money of the model's data month (as listed)."),
+    ] = None
 
 
 class ValuationOut(BaseModel):

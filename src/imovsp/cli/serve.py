@@ -32,8 +32,8 @@ def serve(
     Without a model in the models directory, trains one from IMOVSP_DATA first.
     Docs at /docs, OpenAPI at /openapi.json.
     """
-    from imovsp.api.server import exec_server, refuse  # the web stack loads for this command
-    from imovsp.api.supervisor import bind
+    from imovsp.server.main import exec_server, refuse  # the web stack loads for this command
+    from imovsp.server.supervisor import bind
 
     settings = settings_of(ctx)
     host = host or settings.host

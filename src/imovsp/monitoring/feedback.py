@@ -25,7 +25,7 @@ class FeedbackError(Exception):
 
 def made_at(request_id: str) -> float | None:
     """When the service made ``request_id`` (Unix seconds), if it is one of its own ids (a
-    UUIDv7, see ``imovsp.api.telemetry.new_request_id``); None for an id a client chose."""
+    UUIDv7, see ``imovsp.server.telemetry.new_request_id``); None for an id a client chose."""
     try:
         parsed = uuid.UUID(hex=request_id)
     except ValueError:

@@ -16,11 +16,11 @@ from pydantic.json_schema import models_json_schema
 from starlette.types import Receive, Scope, Send
 
 from imovsp import artifact, as_of
-from imovsp.api import admin, docs, errors, fast_path, feedback, legacy, ops, routes, telemetry
-from imovsp.api.limits import RateLimiter
-from imovsp.api.render import Valuing
+from imovsp.api import admin, docs, errors, fast_path, feedback, legacy, ops, routes
 from imovsp.api.schemas import BatchIn, PropertyIn
 from imovsp.monitoring import recorder as prediction_log
+from imovsp.server import reloads, telemetry
+from imovsp.server.limits import RateLimiter
 from imovsp.settings import Settings, get_settings
 from imovsp.valuer import Valuer
 from imovsp.web import install as install_web
@@ -109,7 +109,7 @@ class Service(FastAPI):
 def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None) -> FastAPI:
     """The HTTP service. ``valuer`` serves an already loaded model (else it is loaded at start).
 
-    Without arguments (as ``uvicorn --factory imovsp.api:create_app`` calls it) the settings
+    Without arguments (as ``uvicorn --factory imovsp.server:create_app`` calls it) the settings
     come from the environment.
     """
     settings = settings or get_settings()
@@ -118,9 +118,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loaded = valuer or load_model(settings)
         as_of.check_model(app.state.price_index, loaded.data_month)
-        app.state.valuer = loaded
-        app.state.valuing = Valuing(loaded)
-        telemetry.set_model_info(loaded.version)
+        reloads.serve_model(app, loaded)  # as every reload does after it
         app.state.recorder = prediction_log.create(settings)
         # One batch valued at a time per worker; the others wait their turn holding only their
         # request. Running more at once gains nothing (one core, one GIL per worker) and each
@@ -143,7 +141,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
             load_seconds=loaded.load_seconds,
             pid=os.getpid(),
         )
-        stop_reloads = admin.listen(app)  # SIGHUP, and IMOVSP_RELOAD_INTERVAL
+        stop_reloads = reloads.listen(app)  # SIGHUP, and IMOVSP_RELOAD_INTERVAL
         yield
         stop_reloads()
         telemetry.flush_access_log()  # the last requests' lines, before the lines that follow

@@ -22,7 +22,7 @@ and a client that sent its next request on one just then gets no answer; so here
 "serve the current model" instead: the supervisor checks that the current version loads and
 values, remembers it for the workers it starts from now on (a replacement after a crash serves
 what the others serve), and passes SIGHUP to every worker, which swaps its model in place
-(see :mod:`imovsp.api.admin`). No connection is closed and no request fails.
+(see :mod:`imovsp.server.reloads`). No connection is closed and no request fails.
 
 A worker inherits the supervisor's signal mask, in which SIGHUP is blocked (the supervisor
 takes it with ``sigwait`` on a thread of its own). A SIGHUP that reaches a worker while it is
@@ -52,7 +52,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 from imovsp import artifact, rollout
 from imovsp.artifact import ArtifactError
 
-SUPERVISOR_ENV = "IMOVSP_SUPERVISOR_PID"  # tells a worker whom to signal (see admin.py)
+SUPERVISOR_ENV = "IMOVSP_SUPERVISOR_PID"  # tells a worker whom to signal (see reloads.py)
 MODEL_ENV = "IMOVSP_MODEL"  # the model directory that a starting worker loads
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 log = logging.getLogger("imovsp.api")

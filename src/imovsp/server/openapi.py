@@ -1,4 +1,4 @@
-"""Write the OpenAPI document that the API serves: ``python -m imovsp.api.openapi [OUT]``.
+"""Write the OpenAPI document that the API serves: ``python -m imovsp.server.openapi [OUT]``.
 
 ``docs/openapi.json`` is this output (``make openapi``); a test checks that it is still what
 the app serves. It imports into Insomnia, Postman or Swagger UI with a request per endpoint.
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from imovsp.api.app import create_app
+from imovsp.server.app import create_app
 from imovsp.settings import Settings
 
 DEFAULT = Path("docs/openapi.json")

@@ -3,7 +3,8 @@
 Metrics work across several worker processes with prometheus_client's multiprocess mode:
 `imovsp serve` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before any worker
 starts, each worker writes its counters there, and ``/metrics`` adds them up, so whichever
-worker answers a scrape reports the whole server.
+worker answers a scrape reports the whole server (:mod:`imovsp.api.prometheus`, where the
+routes count valuations).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import atexit
 import contextlib
 import logging
 import math
-import os
 import re
 import sys
 import time
@@ -23,23 +23,13 @@ from typing import Any
 
 import anyio
 import orjson
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uuid_utils import uuid7
 
-from imovsp.api.limits import RateLimiter
+from imovsp.server.limits import RateLimiter
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_ID_HEADER = "x-request-id"
 # An id a client sends is echoed back only if it is short and plain (it goes into logs).
 _CLIENT_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
@@ -57,11 +47,6 @@ LATENCY = Histogram(
     ["route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-VALUATIONS = Counter(
-    "imovsp_valuations_total",
-    "Properties valued (batch items counted one by one), by negotiation type.",
-    ["negotiation"],
-)
 MODEL_INFO = Gauge(
     "imovsp_model_info",
     "The model being served (always 1; the version is in the label).",
@@ -70,15 +55,6 @@ MODEL_INFO = Gauge(
 )
 
 access_logger = logging.getLogger("imovsp.access")
-
-
-def metrics_payload() -> tuple[bytes, str]:
-    """The exposition text for ``/metrics``: all workers' metrics when there are several."""
-    if os.environ.get(MULTIPROC_ENV):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
 # The last second :func:`timestamp` formatted, and its text: a loaded server writes thousands
@@ -183,7 +159,6 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 LINGER_BYTES = 64 * 2**20
 LINGER_SECONDS = 10.0
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-_valuation_children: dict[str, Any] = {}
 
 
 def _observe(template: str, method: str, status: int, seconds: float) -> None:
@@ -355,23 +330,6 @@ class Observe:
         finally:
             if not counted:
                 record()
-
-
-def count_valuation(negotiation: str) -> None:
-    """One property valued (see :func:`record_valuations`)."""
-    child = _valuation_children.get(negotiation)
-    if child is None:
-        child = _valuation_children[negotiation] = VALUATIONS.labels(negotiation)
-    child.inc()
-
-
-def record_valuations(counts: dict[str, int]) -> None:
-    for negotiation, n in counts.items():
-        if n:
-            child = _valuation_children.get(negotiation)
-            if child is None:
-                child = _valuation_children[negotiation] = VALUATIONS.labels(negotiation)
-            child.inc(n)
 
 
 def set_model_info(version: str) -> None:

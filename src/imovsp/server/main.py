@@ -1,11 +1,11 @@
 """Run the API under uvicorn: one process, or a supervisor with several workers.
 
 uvicorn (httptools parser, asyncio event loop) serves the app directly, each response's head
-and body in one write (:mod:`imovsp.api.one_write`); with ``workers > 1``
+and body in one write (:mod:`imovsp.server.one_write`); with ``workers > 1``
 its supervisor binds a socket per worker, spawns the workers, restarts any that die, and on
 SIGTERM passes the signal on and waits: each worker stops accepting, lets the requests in
 flight finish (up to ``graceful_timeout`` seconds) and exits; on SIGHUP every worker serves the
-current model (see :mod:`imovsp.api.supervisor`). ``benchmarks/api.py`` measures this stack.
+current model (see :mod:`imovsp.server.supervisor`). ``benchmarks/api.py`` measures this stack.
 
 Why asyncio and not uvloop: uvloop accepts one new connection per turn of the event loop.
 A valuation keeps the loop busy for a while, so under load (256 connections in the benchmark)
@@ -13,7 +13,7 @@ new connections waited seconds in the accept queue and clients timed out; asynci
 accepts every waiting connection at each turn, and no request timed out (with a socket per
 worker, that greed no longer leaves one worker with every connection).
 
-``imovsp serve`` checks the model, then re-executes itself as ``python -m imovsp.api.server``
+``imovsp serve`` checks the model, then re-executes itself as ``python -m imovsp.server.main``
 (see :func:`main`), so that the server process, and every worker it spawns, starts from this
 small module rather than from the whole command line tool.
 """
@@ -44,14 +44,14 @@ if __name__ in ("__main__", "__mp_main__"):  # the server process, or a worker i
 if __name__ == "__mp_main__":  # a worker
     # Ended with its supervisor, even when that is killed with SIGKILL: orphaned workers
     # would go on serving a port no supervisor owns, and keep the next server from binding it.
-    from imovsp.api.supervisor import follow_supervisor
+    from imovsp.server.supervisor import follow_supervisor
 
     follow_supervisor()
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from imovsp.api.one_write import OneWriteProtocol
+from imovsp.server.one_write import OneWriteProtocol
 from imovsp.settings import Settings, get_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
@@ -65,7 +65,7 @@ logging.logMultiprocessing = False
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "imovsp.api.telemetry.JsonLines"}},
+    "formatters": {"json": {"()": "imovsp.server.telemetry.JsonLines"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
@@ -116,14 +116,14 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
         "timeout_worker_healthcheck": settings.worker_timeout,
     }
     if workers == 1:
-        from imovsp.api.app import create_app  # after the metrics directory is set
-        from imovsp.api.supervisor import bind
+        from imovsp.server.app import create_app  # after the metrics directory is set
+        from imovsp.server.supervisor import bind
 
         try:
             sock = bind(host, port, shared=False)
         except OSError as exc:
             refuse(host, port, exc)
-        # SIGHUP reloads the model once the app has started (see admin.py); not fatal before.
+        # SIGHUP reloads the model once the app has started (see reloads.py); not fatal before.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         app = create_app(settings.model_copy(update={"model": model}))
         server = uvicorn.Server(uvicorn.Config(app, **common))
@@ -134,9 +134,9 @@ def run(settings: Settings, model: Path, *, host: str, port: int, workers: int) 
         if not server.started:
             sys.exit(STARTUP_FAILURE)
     else:  # each worker builds the app with create_app() and loads its own model
-        from imovsp.api.supervisor import Supervisor
+        from imovsp.server.supervisor import Supervisor
 
-        config = uvicorn.Config("imovsp.api:create_app", factory=True, workers=workers, **common)
+        config = uvicorn.Config("imovsp.server:create_app", factory=True, workers=workers, **common)
         try:
             supervisor = Supervisor(config, models_dir=settings.models_dir)
         except OSError as exc:
@@ -152,18 +152,18 @@ def refuse(host: str, port: int, exc: OSError) -> NoReturn:
 
 def exec_server(model: Path, *, host: str, port: int, workers: int) -> None:
     """Replace this process (same pid: a PaaS's SIGTERM still reaches the server) by
-    ``python -m imovsp.api.server``, which calls :func:`run` with the settings of the same
+    ``python -m imovsp.server.main``, which calls :func:`run` with the settings of the same
     environment: the workers spawned from it then import only the web stack and the model's
     code, not the command line tool's training, reports and batch engines."""
     sys.stdout.flush()
     sys.stderr.flush()
-    argv = [sys.executable, "-m", "imovsp.api.server", f"--host={host}", f"--port={port}"]
+    argv = [sys.executable, "-m", "imovsp.server.main", f"--host={host}", f"--port={port}"]
     argv += [f"--workers={workers}", f"--model={model.resolve()}"]
     os.execv(argv[0], argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m imovsp.api.server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m imovsp.server.main", description=__doc__)
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, required=True)

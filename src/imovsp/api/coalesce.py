@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import Counter
 from dataclasses import dataclass, field
 
+from imovsp.api import prometheus
 from imovsp.features import Property
 from imovsp.valuer import Valuation, Valuer
 
@@ -99,6 +101,7 @@ class Coalescer:
             # the others.
             log.exception({"event": "valuations_together_failed", "asks": len(live)})
             found = None
+        valued: Counter[str] = Counter()
         for i, ask in enumerate(live):
             try:
                 if found is None:
@@ -106,8 +109,11 @@ class Coalescer:
                     ask.future.set_result(only[0])
                 else:
                     ask.future.set_result(found[i])
+                valued[ask.prop.negotiation] += 1
             except Exception as exc:
                 ask.future.set_exception(exc)
+        # Counted per batch, not per request: each count is a write to the metrics' shared file.
+        prometheus.record_valuations(valued)
 
 
 def value_together(valuer: Valuer, props: list[Property], options: Options) -> list[Valuation]:

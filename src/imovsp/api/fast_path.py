@@ -1,6 +1,6 @@
 """The hand-built fast path of ``POST /v1/valuations``: the whole route, as one ASGI app.
 
-:class:`imovsp.api.telemetry.Observe` (request id, limits, metrics, access log) hands this
+:class:`imovsp.server.telemetry.Observe` (request id, limits, metrics, access log) hands this
 route's requests straight to :func:`value_one`, past FastAPI's middleware, routing, dependency
 solving and ``Request``/``Response`` objects, which cost more than the rest of the route did
 (docs/benchmarks.md, *HTTP API*). ``routes.create_valuation`` declares the route for the
@@ -24,7 +24,6 @@ from starlette.types import Receive, Scope, Send
 
 from imovsp import as_of
 from imovsp.api import errors
-from imovsp.api import prometheus as telemetry
 from imovsp.api.dating import valuation_body
 from imovsp.api.deps import NO_OPTIONS, check_json_media, options_from, parse_json
 from imovsp.api.errors import PropertyError
@@ -87,7 +86,6 @@ async def value_one(scope: Scope, receive: Receive, send: Send) -> None:
         response = await errors.respond(Request(scope, receive), exc)
         await response(scope, receive, send)
         return
-    telemetry.count_valuation(valuation.property.negotiation)
     rid: str = scope["state"]["request_id"]
     state.recorder.record(
         "api",

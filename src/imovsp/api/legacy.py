@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from imovsp.api import prometheus
 from imovsp.api.deps import NO_OPTIONS, request_id, valuing
 from imovsp.api.errors import PropertyError, error_response, field_errors
 from imovsp.api.routes import ERRORS, JSONBytes
@@ -169,7 +168,6 @@ async def seed_valuation(request: Request) -> Response:
         return error_response(request, 422, detail, errors=errors)
     except ValueError as exc:
         raise PropertyError.from_value_error(exc) from None
-    prometheus.count_valuation(valuation.property.negotiation)
     # Answered in the model's own month: logged with factor 1 (and no as_of month).
     request.app.state.recorder.record(
         "legacy", request_id(request), item, valuation, time.perf_counter() - started

@@ -10,6 +10,7 @@ worker answers a scrape reports the whole server.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -40,15 +41,8 @@ def metrics_payload() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def count_valuation(negotiation: str) -> None:
-    """One property valued (see :func:`record_valuations`)."""
-    child = _valuation_children.get(negotiation)
-    if child is None:
-        child = _valuation_children[negotiation] = VALUATIONS.labels(negotiation)
-    child.inc()
-
-
-def record_valuations(counts: dict[str, int]) -> None:
+def record_valuations(counts: Mapping[str, int]) -> None:
+    """Properties valued, by negotiation type."""
     for negotiation, n in counts.items():
         if n:
             child = _valuation_children.get(negotiation)

@@ -54,6 +54,23 @@ def test_many_points_locate_as_one_at_a_time() -> None:
     assert sum(i >= 0 for i in together) > 100  # most of the box is city
 
 
+def test_one_point_finds_what_many_points_find() -> None:
+    """district_at and distance_km take a shortcut for one point (a valuation's): the same
+    district, and the same distance to the bit, as the points taken together."""
+    geo = geography()
+    rng = np.random.default_rng(5)
+    lat, lon = rng.uniform(-23.9, -23.4, 400), rng.uniform(-46.8, -46.4, 400)
+    located = geo.locate(lat, lon)
+    at = [geo.district_at(a, b) for a, b in zip(lat.tolist(), lon.tolist(), strict=True)]
+    assert [geo.districts.index(d) if d else -1 for d in at] == located
+    for name in ("Pinheiros", "Brooklin", "Jardim Ângela", "Santana"):
+        together = geo.distance_km(lat, lon, name)
+        alone = [geo.distance_km(a, b, name)[0] for a, b in zip(lat, lon, strict=True)]
+        assert together.tolist() == alone
+        assert (together == 0).any()
+        assert (together > 0).any()
+
+
 def test_distance_is_zero_inside_and_grows_away_from_the_district() -> None:
     geo = geography()
     assert geo.distance_km(-23.5668, -46.6932, "Pinheiros")[0] == 0.0

@@ -65,6 +65,11 @@ class District:
     # The ring's edges by horizontal band of the box: those a ray from a point in the band
     # can cross (see :meth:`holds`).
     bands: tuple[tuple[Edge, ...], ...] = field(init=False, repr=False, compare=False)
+    # The ring's edges in km (see :func:`_km`): starts, steps and squared lengths (1 for an
+    # edge of length 0), for :meth:`distance_km`.
+    edges_km: tuple[Floats, Floats, Floats, Floats, Floats] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         points = self.ring.tolist()
@@ -75,6 +80,11 @@ class District:
             for b in range(self._band(min(y1, y2)), self._band(max(y1, y2)) + 1):
                 bands[b].append(edge)
         object.__setattr__(self, "bands", tuple(tuple(b) for b in bands))
+        rx, ry = _km(self.ring[:, 1], self.ring[:, 0])
+        ax, ay, bx, by = rx[:-1], ry[:-1], rx[1:], ry[1:]
+        dx, dy = bx - ax, by - ay
+        length2 = np.where(dx * dx + dy * dy > 0, dx * dx + dy * dy, 1.0)
+        object.__setattr__(self, "edges_km", (ax, ay, dx, dy, length2))
 
     def _band(self, lat: float) -> int:
         # Monotonic in lat (each step is), so an edge spanning a latitude is in its band.
@@ -117,15 +127,15 @@ class District:
 
     def distance_km(self, lat: Floats, lon: Floats) -> Floats:
         """Kilometres from each point to the district: 0 inside, else to its boundary."""
-        inside = self.contains(lat, lon)
+        if lat.shape == (1,):  # one point (a valuation's): the same answer without numpy
+            inside = np.array([self.holds(float(lat[0]), float(lon[0]))])
+        else:
+            inside = self.contains(lat, lon)
         out = np.zeros(lat.shape)
         if inside.all():  # most points given with a district lie in it: no distances to take
             return out
         x, y = _km(lat[~inside], lon[~inside])
-        rx, ry = _km(self.ring[:, 1], self.ring[:, 0])
-        ax, ay, bx, by = rx[:-1], ry[:-1], rx[1:], ry[1:]
-        dx, dy = bx - ax, by - ay
-        length2 = np.where(dx * dx + dy * dy > 0, dx * dx + dy * dy, 1.0)
+        ax, ay, dx, dy, length2 = self.edges_km
         t = np.clip(((x[:, None] - ax) * dx + (y[:, None] - ay) * dy) / length2, 0.0, 1.0)
         out[~inside] = np.hypot(x[:, None] - (ax + t * dx), y[:, None] - (ay + t * dy)).min(axis=1)
         return out
@@ -204,9 +214,14 @@ class Geography:
         return [int(i) for i in where]
 
     def district_at(self, lat: float, lon: float) -> District | None:
-        """The official district the point lies in; ``None`` outside the city."""
-        index = self.locate(lat, lon)[0]
-        return None if index < 0 else self.districts[index]
+        """The official district the point lies in; ``None`` outside the city. As
+        :meth:`locate` finds it, for one point: the first district in order that holds it."""
+        b = self._boxes
+        in_box = (lon >= b[:, 0]) & (lon <= b[:, 2]) & (lat >= b[:, 1]) & (lat <= b[:, 3])
+        for i in np.flatnonzero(in_box).tolist():
+            if self.districts[i].holds(lat, lon):
+                return self.districts[i]
+        return None
 
     def official_of(self, model_name: str) -> tuple[District, ...]:
         """The official districts a model's district name stands for: its own, or the

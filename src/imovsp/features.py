@@ -5,7 +5,6 @@ fields) and the numpy columns that :class:`imovsp.builder.FeatureBuilder` turns 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -289,10 +288,10 @@ class Property:
 
 
 def _maybe(kind: Any, value: Any) -> Any:
-    """``kind(value)``, or ``None`` for a value not given (``None`` or NaN)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return kind(value)
+    """``kind(value)``, or ``None`` for a value not given (``None`` or NaN, the one value not
+    equal to itself: a comparison costs less than ``isinstance`` and ``math.isnan``, and every
+    answer and prediction-log row makes eight of these)."""
+    return None if value is None or value != value else kind(value)
 
 
 def column_properties(cols: Mapping[str, np.ndarray]) -> list[Property]:

@@ -18,12 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from imovsp.api.render import Valuing
-from imovsp.api.schemas import OptionsIn
+from imovsp.api.schemas import NO_OPTIONS, OptionsIn
 from imovsp.settings import Settings
 from imovsp.valuer import Valuer
 
 Model = TypeVar("Model", bound=BaseModel)
-NO_OPTIONS = OptionsIn()
 
 
 async def get_settings(request: Request) -> Settings:

@@ -25,9 +25,9 @@ from starlette.types import Receive, Scope, Send
 from imovsp import as_of
 from imovsp.api import errors
 from imovsp.api.dating import valuation_body
-from imovsp.api.deps import NO_OPTIONS, check_json_media, options_from, parse_json
+from imovsp.api.deps import check_json_media, options_from, parse_json
 from imovsp.api.errors import PropertyError
-from imovsp.api.schemas import OptionsIn, PropertyIn
+from imovsp.api.schemas import NO_OPTIONS, OptionsIn, PropertyIn
 from imovsp.price_index import PriceIndexError
 
 JSON = (b"content-type", b"application/json")

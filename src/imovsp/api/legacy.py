@@ -15,10 +15,10 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from imovsp.api.deps import NO_OPTIONS, request_id, valuing
+from imovsp.api.deps import request_id, valuing
 from imovsp.api.errors import PropertyError, error_response, field_errors
 from imovsp.api.routes import ERRORS, JSONBytes
-from imovsp.api.schemas import PropertyIn, SeedPrediction
+from imovsp.api.schemas import NO_OPTIONS, PropertyIn, SeedPrediction
 
 ANSWER_KEY = "Previsao do valor R$ "
 DISTRICT = "District_"

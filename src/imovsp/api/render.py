@@ -8,10 +8,12 @@ from typing import Any
 
 from imovsp import answer
 from imovsp.api.coalesce import Coalescer, Options, value_together
-from imovsp.api.schemas import OptionsIn, PropertyIn
+from imovsp.api.schemas import NO_OPTIONS, OptionsIn, PropertyIn
 from imovsp.bounds import DEFAULT_LEVEL
 from imovsp.features import Property
 from imovsp.valuer import Valuation, Valuer
+
+DEFAULT_OPTIONS = Options(DEFAULT_LEVEL, NO_OPTIONS.explain, NO_OPTIONS.comparables)
 
 
 class Valuing:
@@ -23,6 +25,8 @@ class Valuing:
 
     def options(self, asked: OptionsIn) -> Options:
         """The valuation options of a request's query string."""
+        if asked is NO_OPTIONS:  # most requests: no query string
+            return DEFAULT_OPTIONS
         level = DEFAULT_LEVEL if asked.level is None else asked.level
         return Options(level, asked.explain, asked.comparables)
 

@@ -208,6 +208,9 @@ class OptionsIn(Strict):
     )
 
 
+NO_OPTIONS = OptionsIn()  # a request without a query string
+
+
 class BatchIn(Strict):
     """Several properties valued in one request."""
 

@@ -85,8 +85,9 @@ class JsonLines(logging.Formatter):
 
 def json_line(seconds: float, level: str, logger: str, fields: dict[str, Any]) -> bytes:
     """A log line's JSON: time, level and logger name, then ``fields``."""
-    head = {"ts": timestamp(seconds), "level": level, "logger": logger}
-    return orjson.dumps({**head, **fields}, default=str)
+    line = {"ts": timestamp(seconds), "level": level, "logger": logger}
+    line.update(fields)
+    return orjson.dumps(line, default=str)
 
 
 # Access lines not yet written: those of the event loop's current turn (see log_access).

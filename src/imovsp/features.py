@@ -5,6 +5,7 @@ fields) and the numpy columns that :class:`imovsp.builder.FeatureBuilder` turns 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -184,6 +185,9 @@ class UnknownDistrictError(ValueError):
         super().__init__(f"unknown district {name!r}{hint}")
 
 
+_NUMBER = (int, float)  # what a size, a count or a fee may be (bool is an int)
+
+
 @dataclass(frozen=True, slots=True)
 class Property:
     """One apartment to value. A field that is ``None`` was not given: the model prices it as
@@ -207,16 +211,21 @@ class Property:
     def __post_init__(self) -> None:
         if self.negotiation not in data.NEGOTIATIONS:
             raise ValueError(f"negotiation must be sale or rent, not {self.negotiation!r}")
-        if not (isinstance(self.size_m2, int | float) and 0 < self.size_m2 < float("inf")):
+        if not (isinstance(self.size_m2, _NUMBER) and 0 < self.size_m2 < math.inf):
             raise ValueError(f"size_m2 must be a number > 0, not {self.size_m2!r}")
-        for name in ("rooms", "toilets", "suites", "parking"):
-            value = getattr(self, name)
-            if value is None:
+        # The counts written out (see as_dict); a whole number as an int, as most are given.
+        for name, value in (
+            ("rooms", self.rooms),
+            ("toilets", self.toilets),
+            ("suites", self.suites),
+            ("parking", self.parking),
+        ):
+            if value is None or (type(value) is int and value >= 0):
                 continue
-            if not (isinstance(value, int | float) and value >= 0 and float(value).is_integer()):
+            if not (isinstance(value, _NUMBER) and value >= 0 and float(value).is_integer()):
                 raise ValueError(f"{name} must be a whole number ≥ 0, not {value!r}")
         if self.condo_fee is not None and not (
-            isinstance(self.condo_fee, int | float) and 0 <= self.condo_fee < float("inf")
+            isinstance(self.condo_fee, _NUMBER) and 0 <= self.condo_fee < math.inf
         ):
             raise ValueError(f"condo_fee must be a number ≥ 0, not {self.condo_fee!r}")
 

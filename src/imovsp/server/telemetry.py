@@ -102,8 +102,9 @@ def log_access(fields: dict[str, Any]) -> None:
     percent of a loaded worker's time. The ``imovsp.access`` logger still turns it on and off.
 
     On an event loop, the lines of one turn of it go out together, in one write, at the start
-    of its next turn: a loaded worker answers a hundred requests in a turn, and a write per
-    line cost more than the line (docs/benchmarks.md, session 13). Outside a loop, at once.
+    of its next turn: a loaded worker answers a hundred requests in a turn, and writes their
+    lines with one system call instead of a hundred (docs/benchmarks.md, session 13). Outside
+    a loop, at once.
     """
     line = json_line(time.time(), "info", access_logger.name, fields)
     try:

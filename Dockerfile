@@ -14,7 +14,7 @@ FROM python:3.11-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 imovsp \
-    && mkdir -p /app/models /app/log && chown imovsp /app/models /app/log
+    && mkdir -p /app/models /app/log /app/trees && chown imovsp /app/models /app/log /app/trees
 COPY --from=build /app/.venv /app/.venv
 WORKDIR /app
 ENV PATH=/app/.venv/bin:$PATH \
@@ -22,7 +22,8 @@ ENV PATH=/app/.venv/bin:$PATH \
     PORT=8000 \
     IMOVSP_MODELS_DIR=/app/models \
     IMOVSP_DATA=/data/sp-apartments-2019-dev.csv \
-    IMOVSP_DATABASE_URL=sqlite:////app/log/imovsp.db
+    IMOVSP_DATABASE_URL=sqlite:////app/log/imovsp.db \
+    IMOVSP_TREES_CACHE=/app/trees
 USER imovsp
 EXPOSE 8000
 # Training on first start takes minutes: the health check waits for it.

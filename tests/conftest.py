@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +19,14 @@ REAL_DATA = Path(__file__).resolve().parents[1] / "../shared/data/sp-apartments-
 @pytest.fixture(scope="session", autouse=True)
 def prediction_log_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Every app a test starts logs its valuations to a throwaway SQLite file, not to the
-    default ``imovsp.db`` in the working directory (tests that look at the log set their own)."""
+    default ``imovsp.db`` in the working directory (tests that look at the log set their own),
+    and keeps its compiled trees in a throwaway directory."""
     url = f"sqlite:///{tmp_path_factory.mktemp('log') / 'imovsp.db'}"
-    before = os.environ.get("IMOVSP_DATABASE_URL")
-    os.environ["IMOVSP_DATABASE_URL"] = url
-    yield
-    if before is None:
-        os.environ.pop("IMOVSP_DATABASE_URL", None)
-    else:
-        os.environ["IMOVSP_DATABASE_URL"] = before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMOVSP_DATABASE_URL", url)
+        # Compiled trees too: in the test session's directory, not the user's cache.
+        patch.setenv("IMOVSP_TREES_CACHE", str(tmp_path_factory.mktemp("trees")))
+        yield
 
 
 @pytest.fixture(scope="session")

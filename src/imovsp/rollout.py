@@ -45,9 +45,10 @@ def smoke_test(valuer: Valuer) -> None:
             )
 
 
-def verify(path: Path) -> Valuer:
-    """Load the model in ``path`` and check that it values; ``ArtifactError`` says why not."""
-    valuer = Valuer.load(path)
+def verify(path: Path, *, trees_cache: Path | None = None) -> Valuer:
+    """Load the model in ``path`` (its trees compiled into ``trees_cache``, see
+    :meth:`Valuer.load`) and check that it values; ``ArtifactError`` says why not."""
+    valuer = Valuer.load(path, trees_cache=trees_cache)
     smoke_test(valuer)
     return valuer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -54,6 +55,14 @@ class Settings(BaseSettings):
             load_index(value)  # refused here, at start, rather than half used later
         return value
 
+    def trees_dir(self) -> Path | None:
+        """Where the server's compiled trees are kept; ``None`` if they are turned off."""
+        if not self.compiled_trees:
+            return None
+        if self.trees_cache is not None:
+            return self.trees_cache
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "imovsp/trees"
+
     def index(self) -> PriceIndex:
         """The price index in use: ``price_index`` if set, else the shipped one."""
         return load_index(self.price_index)
@@ -96,6 +105,18 @@ class Settings(BaseSettings):
         ),
     )
     access_log: bool = Field(True, description="Write one JSON line per request to stdout.")
+    compiled_trees: bool = Field(
+        True,
+        description="Serve with the model's trees compiled to machine code (lleaves): the same "
+        "numbers as LightGBM's, ~3x faster. Compiled once per model and machine, ~35 s on 2 "
+        "cores, into trees_cache.",
+    )
+    trees_cache: Path | None = Field(
+        None,
+        description="Where compiled trees are kept (default: $XDG_CACHE_HOME/imovsp/trees, "
+        "else ~/.cache/imovsp/trees). It holds machine code that the server runs: keep it "
+        "writable only by the account that runs imovsp.",
+    )
 
     # -- the prediction log and monitoring (see imovsp.monitoring) -----------------------------
     database_url: str = Field(

@@ -18,7 +18,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from imovsp import artifact, comparables, data, explain, predict, ranges
+from imovsp import artifact, comparables, compiled, data, explain, predict, ranges
 from imovsp.artifact import Artifact, ArtifactError
 from imovsp.bounds import DEFAULT_LEVEL, MAX_COMPARABLES
 from imovsp.builder import FeatureBuilder
@@ -28,7 +28,7 @@ from imovsp.ensemble import MASKED, SIZE, Ensemble, Routed, routed_names
 from imovsp.features import FEATURES, Property, calibration_class, property_columns
 from imovsp.price_index import DEFAULT_DATA_MONTH
 from imovsp.ranges import Calibration
-from imovsp.single_row import SingleRowPredictor
+from imovsp.single_row import OneRow, predictor
 
 # The answer types are the model layer's too: callers import them from here, with the Valuer.
 from imovsp.valuation import SHARPEN_POINTS as SHARPEN_POINTS
@@ -73,9 +73,7 @@ class Valuer:
         self.path: Path | None = None  # the model directory, once saved or loaded
         self.load_seconds: float | None = None
         # Per negotiation: the ensembles' members' and the spread model's single-row predictors.
-        self._single_row: dict[
-            str, tuple[dict[str, list[SingleRowPredictor]], SingleRowPredictor]
-        ] = {}
+        self._single_row: dict[str, tuple[dict[str, list[OneRow]], OneRow]] = {}
 
     @property
     def version(self) -> str:
@@ -143,14 +141,16 @@ class Valuer:
         return self.path
 
     @classmethod
-    def load(cls, path: Path) -> Valuer:
-        """Load a model directory, refusing (``ArtifactError``) anything it cannot trust."""
+    def load(cls, path: Path, *, trees_cache: Path | None = None) -> Valuer:
+        """Load a model directory, refusing (``ArtifactError``) anything it cannot trust.
+        With ``trees_cache``, the boosters run compiled trees kept there (:mod:`imovsp.compiled`:
+        the same numbers, faster); without it, LightGBM runs them."""
         started = time.perf_counter()
         art = artifact.load(path)
         meta = art.metadata
         try:
             builder = FeatureBuilder.from_state(meta["feature_schema"], art.arrays)
-            models = {n: lgb.Booster(model_str=text) for n, text in art.models.items()}
+            models = compiled.boosters(art.models, trees_cache)
             negotiations = meta["negotiations"]
             missing = [f"{n}-spread" for n in negotiations if f"{n}-spread" not in models]
             if missing:
@@ -252,19 +252,18 @@ class Valuer:
         """The price of one property (sale price, or monthly rent), in BRL."""
         return self._predict_resolved(self.resolve(prop))
 
-    def _row_models(
-        self, negotiation: str
-    ) -> tuple[dict[str, list[SingleRowPredictor]], SingleRowPredictor]:
-        """LightGBM's single-row C API for both ensembles (by route: ``""``, ``"masked"``) and
-        the spread model of ``negotiation`` (set up on first use: training never needs it)."""
+    def _row_models(self, negotiation: str) -> tuple[dict[str, list[OneRow]], OneRow]:
+        """Single-row predictors (:func:`imovsp.single_row.predictor`) for both ensembles (by
+        route: ``""``, ``"masked"``) and the spread model of ``negotiation`` (set up on first
+        use: training never needs it)."""
         found = self._single_row.get(negotiation)
         if found is None:
             n = len(FEATURES)
             members = {
-                route: [SingleRowPredictor(m, n) for m in model.members]
+                route: [predictor(m, n) for m in model.members]
                 for route, model in self.boosters[negotiation].ensembles().items()
             }
-            spread = SingleRowPredictor(self.calibrations[negotiation].spread, n)
+            spread = predictor(self.calibrations[negotiation].spread, n)
             found = self._single_row[negotiation] = (members, spread)
         return found
 

@@ -52,6 +52,11 @@ def serve(
         as_of_module.check_model(settings.index(), served.data_month)
         path = served.path
     assert path is not None
+    trees = settings.trees_dir()
+    if trees is not None:  # here, on every core, rather than in each worker as it starts
+        from imovsp import artifact, compiled
+
+        compiled.warm(artifact.load(path).models, trees, say)
     say(f"serving model {path.name} on http://{host}:{port} with {workers} worker(s)")
 
     exec_server(path, host=host, port=port, workers=workers)

@@ -55,7 +55,7 @@ def load_model(settings: Settings) -> Valuer:
             f"no model in {settings.models_dir}: run `imovsp train`, or `imovsp serve`, which "
             "trains one first"
         )
-    return Valuer.load(path)
+    return Valuer.load(path, trees_cache=settings.trees_dir())
 
 
 def _with_request_schemas(app: FastAPI, settings: Settings) -> None:

@@ -1,0 +1,183 @@
+"""Compiled trees (imovsp.compiled) give LightGBM's numbers to the bit, or are not used."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import astuple
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from imovsp import artifact, compiled, data
+from imovsp.compiled import CompiledBooster, check_rows
+from imovsp.features import column_properties, frame_columns
+from imovsp.server.app import load_model
+from imovsp.settings import Settings
+from imovsp.single_row import predictor
+from imovsp.synthetic import synthetic_listings
+from imovsp.valuer import Valuer
+
+
+@pytest.fixture(scope="module")
+def model_path(models_dir: Path) -> Path:
+    return models_dir / (models_dir / "CURRENT").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("trees")
+
+
+@pytest.fixture(scope="module")
+def fast(model_path: Path, cache: Path) -> Valuer:
+    return Valuer.load(model_path, trees_cache=cache)
+
+
+def boosters_of(valuer: Valuer) -> dict[tuple[str, str], lgb.Booster]:
+    """Every booster of ``valuer`` by (negotiation, which)."""
+    found = {}
+    for negotiation, routed in valuer.boosters.items():
+        for route, ensemble in routed.ensembles().items():
+            for i, member in enumerate(ensemble.members):
+                found[negotiation, f"{route or 'listed'} {i}"] = member
+        found[negotiation, "spread"] = valuer.calibrations[negotiation].spread
+    return found
+
+
+def listing_rows(valuer: Valuer, negotiation: str) -> np.ndarray:
+    raw = synthetic_listings(400, seed=11).astype(str)
+    raw.loc[::3, ["Toilets", "Suites", "Condo"]] = ""
+    raw.loc[1::4, ["Latitude", "Longitude"]] = ""
+    frame = data.validate(raw, require_price=False).frame
+    rows = frame[frame[data.NEGOTIATION] == negotiation]
+    return valuer.builder.matrix(frame_columns(rows), negotiation=negotiation)
+
+
+def test_every_booster_is_compiled_and_gives_lightgbms_outputs_to_the_bit(
+    valuer: Valuer, fast: Valuer
+) -> None:
+    plain, compiled_ = boosters_of(valuer), boosters_of(fast)
+    assert all(isinstance(b, CompiledBooster) for b in compiled_.values())
+    assert not any(isinstance(b, CompiledBooster) for b in plain.values())
+    assert len(compiled_) == 14
+    for (negotiation, which), booster in compiled_.items():
+        x = np.concatenate([listing_rows(valuer, negotiation), check_rows(booster.num_feature())])
+        expected = plain[negotiation, which].predict(x, num_threads=1)
+        np.testing.assert_array_equal(booster.predict(x), expected, err_msg=which)
+        np.testing.assert_array_equal(booster.predict(x, num_threads=1), expected)
+        one = predictor(booster, x.shape[1])
+        assert not isinstance(one, type(predictor(plain[negotiation, which], x.shape[1])))
+        np.testing.assert_array_equal([one.predict(row) for row in x[:50]], expected[:50])
+
+
+def test_anything_but_plain_predictions_is_lightgbms(valuer: Valuer, fast: Valuer) -> None:
+    booster = fast.boosters["sale"].listed.members[0]
+    x = listing_rows(valuer, "sale")
+    contributions = booster.predict(x, pred_contrib=True)
+    np.testing.assert_array_equal(
+        contributions, valuer.boosters["sale"].listed.members[0].predict(x, pred_contrib=True)
+    )
+    np.testing.assert_allclose(contributions.sum(axis=1), booster.predict(x), rtol=1e-12)
+
+
+def test_valuations_are_the_same_with_compiled_trees(valuer: Valuer, fast: Valuer) -> None:
+    raw = synthetic_listings(60, seed=4).astype(str)
+    raw.loc[::2, ["Toilets", "Suites", "Latitude", "Longitude"]] = ""
+    frame = data.validate(raw, require_price=False).frame
+    props = [valuer.resolve(p) for p in column_properties(frame_columns(frame))]
+    together = (valuer.value_many(props, comparables=3), fast.value_many(props, comparables=3))
+    assert [astuple(v) for v in together[0]] == [astuple(v) for v in together[1]]
+    for prop in props[:5]:  # one at a time: the single-row path, with reasons
+        assert astuple(valuer.value(prop, explain=True)) == astuple(fast.value(prop, explain=True))
+
+
+def test_a_second_load_takes_the_trees_from_the_cache(
+    model_path: Path, cache: Path, fast: Valuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_compiling(*args: object) -> None:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(compiled._Compiler, "compile", no_compiling)
+    again = Valuer.load(model_path, trees_cache=cache)
+    assert all(isinstance(b, CompiledBooster) for b in boosters_of(again).values())
+
+
+def test_a_damaged_cache_file_is_compiled_again(model_path: Path, tmp_path: Path) -> None:
+    name, text = "sale-spread", artifact.load(model_path).models["sale-spread"]
+    compiled.boosters({name: text}, tmp_path)
+    (machine_code,) = tmp_path.glob("*.o")
+    damaged = bytearray(machine_code.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    machine_code.write_bytes(bytes(damaged))
+    booster = compiled.boosters({name: text}, tmp_path)[name]
+    assert isinstance(booster, CompiledBooster)
+    assert machine_code.read_bytes() != bytes(damaged)  # compiled again, not loaded
+    rows = check_rows(booster.num_feature())
+    np.testing.assert_array_equal(booster.predict(rows), lgb.Booster(model_str=text).predict(rows))
+
+
+def test_trees_that_differ_in_a_bit_are_run_by_lightgbm(
+    model_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exact = compiled.CompiledTrees.predict
+
+    def off_by_a_bit(self: compiled.CompiledTrees, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.nextafter(exact(self, x), np.inf)
+        return out
+
+    monkeypatch.setattr(compiled.CompiledTrees, "predict", off_by_a_bit)
+    texts = {"sale": artifact.load(model_path).models["sale"]}
+    with caplog.at_level(logging.WARNING, logger="imovsp.compiled"):
+        booster = compiled.boosters(texts, tmp_path)["sale"]
+    assert type(booster) is lgb.Booster
+    assert "trees_differ" in caplog.text
+
+
+def test_trees_that_fail_to_compile_are_run_by_lightgbm(
+    model_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("LLVM is unwell")
+
+    monkeypatch.setattr(compiled._Compiler, "_compile", staticmethod(broken))
+    texts = {"rent": artifact.load(model_path).models["rent"]}
+    with caplog.at_level(logging.WARNING, logger="imovsp.compiled"):
+        booster = compiled.boosters(texts, tmp_path)["rent"]
+    assert type(booster) is lgb.Booster
+    assert "LLVM is unwell" in caplog.text
+
+
+def test_warm_compiles_what_is_missing_once(model_path: Path, tmp_path: Path) -> None:
+    texts = artifact.load(model_path).models
+    two = {k: texts[k] for k in ("sale-spread", "rent-spread")}
+    said: list[str] = []
+    assert compiled.warm(two, tmp_path, said.append, jobs=2) == 2
+    assert said[0].startswith("compiling the model's trees to machine code (2 boosters")
+    assert said[-1].startswith("  2/2 compiled")
+    assert len(list(tmp_path.glob("*.o"))) == 2
+    assert compiled.warm(two, tmp_path, said.append) == 0
+
+
+def test_settings_name_the_cache_or_turn_it_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("IMOVSP_TREES_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert Settings().trees_dir() == tmp_path / "imovsp" / "trees"
+    assert Settings(trees_cache=tmp_path / "t").trees_dir() == tmp_path / "t"
+    assert Settings(compiled_trees=False, trees_cache=tmp_path / "t").trees_dir() is None
+
+
+def test_the_server_loads_compiled_trees(env: None, cache: Path) -> None:
+    served = load_model(Settings(trees_cache=cache))
+    assert all(isinstance(b, CompiledBooster) for b in boosters_of(served).values())
+    plain = load_model(Settings(compiled_trees=False))
+    assert not any(isinstance(b, CompiledBooster) for b in boosters_of(plain).values())

@@ -709,3 +709,11 @@ def test_row_times_and_fields_are_written_as_row_describes_them(
         for at in times:
             record = (at, "api", "r", None, given, v, 0.01, None, 1.0)
             assert prediction_log.values(record, store) == store.values(prediction_log.row(record))
+
+
+def test_a_sqlite_log_is_in_wal_mode_without_an_fsync_per_commit(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'log.db'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    store.dispose()

@@ -144,9 +144,13 @@ def shown(url: str | URL) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     # WAL lets the monitor read while workers write; busy_timeout lets several worker
-    # processes take turns writing instead of failing at once.
+    # processes take turns writing instead of failing at once. synchronous=NORMAL, SQLite's
+    # advice with WAL: no fsync at each commit, only at checkpoints. A crash of imovsp loses
+    # nothing written; a power cut may lose the last commits, as it loses the half second of
+    # valuations the writer holds in memory anyway. Served valuations/s: +1.3% (session 14).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None, *, valuer: Valuer | None = None
         # collection from now on, or full collections walk them and stall requests.
         gc.collect()
         gc.freeze()
+        reloads.trim_memory()
         # Under load ~128 requests are in flight per worker, and at the default threshold (700
         # allocations) each young collection walks their live objects again, and promotes them
         # to be walked by older collections too: ~2% of a loaded server's machine time (perf).

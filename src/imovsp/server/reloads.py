@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import gc
 import os
@@ -43,6 +44,14 @@ RELOADS = Counter(
 )
 for _outcome in ("reloaded", "refused"):  # at zero from the start, so that rate() sees the first
     RELOADS.labels(_outcome)
+
+
+def trim_memory() -> None:
+    """Hand the memory that loading a model used and freed back to the system (glibc's
+    ``malloc_trim``): the model's texts, LightGBM's parsing, the compiled trees' buffers. Left
+    to malloc it stays in each worker's heap: ~30 MB a worker (session 14)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def serve_model(app: FastAPI, valuer: Valuer) -> None:
@@ -80,6 +89,7 @@ async def reload(app: FastAPI, *, trigger: str) -> tuple[Status, Valuer, Valuer]
             raise _refused(f"refused model {version}: {exc}", trigger=trigger) from None
         serve_model(app, loaded)
         gc.freeze()  # as at start: the model stays out of garbage collections
+        trim_memory()
     RELOADS.labels("reloaded").inc()
     telemetry.log_event(
         "model_reloaded",

@@ -10,8 +10,8 @@ COPY src ./src
 RUN uv sync --locked --no-dev --no-editable
 
 FROM python:3.11-slim AS runtime
-# LightGBM needs the OpenMP runtime.
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+# LightGBM needs the OpenMP runtime; the compiled trees need a linker (binutils' ld).
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 binutils \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 imovsp \
     && mkdir -p /app/models /app/log /app/trees && chown imovsp /app/models /app/log /app/trees

@@ -227,8 +227,8 @@ def test_metrics_add_up_across_workers(serve: Any, tmp_path: Path) -> None:
 
 def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -> None:
     """``imovsp serve`` becomes ``python -m imovsp.server.main`` (same pid), and its workers
-    never load scikit-learn or PyArrow: ~60 and ~45 MB each that serving does not use
-    (docs/benchmarks.md). They still value one property and a batch."""
+    never load scikit-learn, PyArrow or LLVM: ~60, ~45 and ~35 MB each that serving does not
+    use (docs/benchmarks.md, imovsp.compiled). They still value one property and a batch."""
     proc, base = serve("--workers", "2")
     try:
         assert post(f"{base}/v1/valuations", ITEM)[0] == 200
@@ -251,7 +251,9 @@ def test_workers_start_from_the_server_module_without_scikit_learn(serve: Any) -
             assert time.monotonic() < deadline, "a worker never loaded LightGBM"
             time.sleep(0.2)
         for worker in workers:
-            assert not [path for path in mapped(worker) if "sklearn" in path or "pyarrow" in path]
+            # LLVM only compiles, in processes of its own (imovsp.compiled).
+            unused = ("sklearn", "pyarrow", "llvmlite")
+            assert not [path for path in mapped(worker) if any(u in path for u in unused)]
     finally:
         stop(proc)
 

@@ -94,33 +94,38 @@ def test_valuations_are_the_same_with_compiled_trees(valuer: Valuer, fast: Value
 
 
 def test_a_second_load_takes_the_trees_from_the_cache(
-    model_path: Path, cache: Path, fast: Valuer, monkeypatch: pytest.MonkeyPatch
+    model_path: Path, cache: Path, fast: Valuer
 ) -> None:
-    def no_compiling(*args: object) -> None:
-        raise AssertionError("compiled again")
-
-    monkeypatch.setattr(compiled._Compiler, "compile", no_compiling)
+    libraries = {p: p.stat().st_mtime_ns for p in cache.glob("*.so")}
+    assert len(libraries) == 14
+    assert compiled.warm(artifact.load(model_path).models, cache) == 0
     again = Valuer.load(model_path, trees_cache=cache)
     assert all(isinstance(b, CompiledBooster) for b in boosters_of(again).values())
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.so")} == libraries
 
 
-def test_a_damaged_cache_file_is_compiled_again(model_path: Path, tmp_path: Path) -> None:
+def test_a_damaged_library_is_compiled_again(model_path: Path, tmp_path: Path) -> None:
     name, text = "sale-spread", artifact.load(model_path).models["sale-spread"]
     compiled.boosters({name: text}, tmp_path)
-    (machine_code,) = tmp_path.glob("*.o")
-    damaged = bytearray(machine_code.read_bytes())
+    (library,) = tmp_path.glob("*.so")
+    damaged = bytearray(library.read_bytes())
     damaged[len(damaged) // 2] ^= 0xFF
-    machine_code.write_bytes(bytes(damaged))
+    # A new file in its place (as a disk error would leave it): this process has the library
+    # loaded, and writing into a loaded library changes the code it runs.
+    (tmp_path / "damaged").write_bytes(bytes(damaged))
+    (tmp_path / "damaged").replace(library)
+    assert not compiled.cached(library)
     booster = compiled.boosters({name: text}, tmp_path)[name]
     assert isinstance(booster, CompiledBooster)
-    assert machine_code.read_bytes() != bytes(damaged)  # compiled again, not loaded
+    assert library.read_bytes() != bytes(damaged)  # compiled again, not loaded
     rows = check_rows(booster.num_feature())
     np.testing.assert_array_equal(booster.predict(rows), lgb.Booster(model_str=text).predict(rows))
 
 
 def test_trees_that_differ_in_a_bit_are_run_by_lightgbm(
     model_path: Path,
-    tmp_path: Path,
+    cache: Path,
+    fast: Valuer,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -133,26 +138,23 @@ def test_trees_that_differ_in_a_bit_are_run_by_lightgbm(
     monkeypatch.setattr(compiled.CompiledTrees, "predict", off_by_a_bit)
     texts = {"sale": artifact.load(model_path).models["sale"]}
     with caplog.at_level(logging.WARNING, logger="imovsp.compiled"):
-        booster = compiled.boosters(texts, tmp_path)["sale"]
+        booster = compiled.boosters(texts, cache)["sale"]
     assert type(booster) is lgb.Booster
     assert "trees_differ" in caplog.text
 
 
-def test_trees_that_fail_to_compile_are_run_by_lightgbm(
+def test_without_a_linker_lightgbm_runs_the_trees(
     model_path: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken(*args: object) -> None:
-        raise RuntimeError("LLVM is unwell")
-
-    monkeypatch.setattr(compiled._Compiler, "_compile", staticmethod(broken))
-    texts = {"rent": artifact.load(model_path).models["rent"]}
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ld on it (the compiling process inherits it)
+    texts = {"rent-spread": artifact.load(model_path).models["rent-spread"]}
     with caplog.at_level(logging.WARNING, logger="imovsp.compiled"):
-        booster = compiled.boosters(texts, tmp_path)["rent"]
+        booster = compiled.boosters(texts, tmp_path / "trees")["rent-spread"]
     assert type(booster) is lgb.Booster
-    assert "LLVM is unwell" in caplog.text
+    assert "no linker (`ld`, Debian's binutils)" in caplog.text
 
 
 def test_warm_compiles_what_is_missing_once(model_path: Path, tmp_path: Path) -> None:
@@ -162,7 +164,7 @@ def test_warm_compiles_what_is_missing_once(model_path: Path, tmp_path: Path) ->
     assert compiled.warm(two, tmp_path, said.append, jobs=2) == 2
     assert said[0].startswith("compiling the model's trees to machine code (2 boosters")
     assert said[-1].startswith("  2/2 compiled")
-    assert len(list(tmp_path.glob("*.o"))) == 2
+    assert len(list(tmp_path.glob("*.so"))) == 2
     assert compiled.warm(two, tmp_path, said.append) == 0
 
 

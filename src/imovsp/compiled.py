@@ -2,8 +2,7 @@
 
 LightGBM walks its trees as data: for each row and tree, a loop reads a node's feature,
 threshold and children until it reaches a leaf. lleaves turns each tree into code, one branch
-per node, and the same comparisons run several times faster: a valuation's trees took a third
-of the time LightGBM took, and real listings' a quarter (docs/benchmarks.md, session 14).
+per node, and the same comparisons run several times faster (docs/benchmarks.md, session 14).
 
 The compiled trees are summed in LightGBM's order (one block of all of them: lleaves' default
 blocks sum them in another order, which moves the last bit), so their outputs are LightGBM's to
@@ -11,14 +10,18 @@ the bit. Each booster is checked at load on rows that reach its leaves in many w
 booster whose compiled output differs in any bit, or which fails to compile, is run by LightGBM
 (said in the log): compiling can only change how fast a valuation is, never its numbers.
 
-Compiling takes ~3 s per 500 trees, about 35 s for a whole model. The machine code is kept in
-a cache directory (``IMOVSP_TREES_CACHE``), one file per booster, named by a hash of its model
-text, the compiler's versions and settings and the CPU it was compiled for: each machine
-compiles a model once. Processes that load a model at once (a server's workers) share the work:
-each compiles the boosters no other one is compiling (a lock per file), then loads the rest.
-A file is written under a temporary name and renamed, and is loaded only if its SHA-256 matches
-the one written beside it. The files are machine code that imovsp runs, so the cache directory
-must be writable only by the account that runs imovsp, like its virtualenv.
+Compiling takes ~3 s per 500 trees, ~25 s for a whole model on 2 cores, in processes of their
+own (:func:`warm`). lleaves compiles a booster to an object file for a generic CPU of the
+machine's kind, which the system's linker (``ld``, Debian's binutils) makes a shared library
+that ctypes loads. So a server's workers hold the trees' code and nothing of LLVM: loaded by
+LLVM itself in each worker, the trees cost ~90 MB a worker, as shared libraries ~10 MB.
+
+The libraries are kept in a cache directory (``IMOVSP_TREES_CACHE``), one per booster, named by
+a hash of its model text and of the compiler's versions and settings: a machine compiles a
+model once. Processes that compile at once share the work through a lock per file. A library
+is written under a temporary name and renamed, and is loaded only if its SHA-256 matches the
+one written beside it. It is machine code that imovsp runs, so the cache directory must be
+writable only by the account that runs imovsp, like its virtualenv.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import platform
+import random
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -49,18 +55,24 @@ log = logging.getLogger(__name__)
 # LightGBM's order (see the module's note); it is set per booster to its number of trees.
 # finline=False: compiling took 25 s for 515 trees with inlining and 3.3 s without, and the
 # compiled trees ran at 3.6 µs a row either way (one block) against LightGBM's 12.2.
-FINLINE = False
+# A generic CPU: the libraries run on any machine of the kind, and ran as fast as for this one.
+SETTINGS = {"finline": False, "target_cpu": "generic", "target_cpu_features": ""}
+ENTRY = "forest_root"  # lleaves' function: (rows, out, first row, end row)
 CHECK_ROWS = 512
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
 
 class CompiledTrees:
-    """One booster's trees as machine code: :meth:`predict` for rows, :meth:`row_predictor`
-    for one row at a time. The compiled function keeps no state, so threads may share it."""
+    """One booster's trees as machine code (a shared library): :meth:`predict` for rows,
+    :meth:`row_predictor` for one row at a time. The code keeps no state: threads may share it,
+    and ctypes lets go of the GIL while it runs."""
 
-    def __init__(self, model: Any, n_features: int) -> None:
-        self._model = model  # an lleaves Model: it keeps the machine code alive
-        self._func = model._c_entry_func  # (rows, out, first row, end row); drops the GIL
+    def __init__(self, library: Path, n_features: int) -> None:
+        self._library = ctypes.CDLL(str(library))  # kept: the function lives in it
+        func = getattr(self._library, ENTRY)
+        func.argtypes = [_DOUBLE_P, _DOUBLE_P, ctypes.c_int, ctypes.c_int]
+        func.restype = None
+        self._func = func
         self.n_features = n_features
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -118,23 +130,19 @@ class CompiledBooster(lgb.Booster):
 def boosters(texts: Mapping[str, str], cache: Path | None) -> dict[str, lgb.Booster]:
     """A booster per model text: compiled (:class:`CompiledBooster`) where that works and
     gives LightGBM's outputs to the bit, else LightGBM's own. ``cache`` is where compiled trees
-    are kept (``None``: nothing compiled)."""
+    are kept (``None``: nothing compiled); what is not there yet is compiled first."""
     plain = {name: lgb.Booster(model_str=text) for name, text in texts.items()}
     if cache is None:
         return plain
     started = time.perf_counter()
-    try:
-        compiled = _Compiler(cache).all(texts, plain)
-    except Exception as exc:  # lleaves missing or broken on this machine: LightGBM runs all
-        log.warning({"event": "trees_not_compiled", "error": f"{type(exc).__name__}: {exc}"})
-        return plain
+    warm(texts, cache, jobs=1)
     out: dict[str, lgb.Booster] = {}
     for name, text in texts.items():
-        trees = compiled.get(name)
+        trees = _checked(name, cache, text, plain[name])
         out[name] = plain[name] if trees is None else CompiledBooster(text, trees)
     log.info(
         {
-            "event": "trees_compiled",
+            "event": "trees_loaded",
             "compiled": sum(isinstance(b, CompiledBooster) for b in out.values()),
             "boosters": len(out),
             "seconds": round(time.perf_counter() - started, 2),
@@ -142,6 +150,25 @@ def boosters(texts: Mapping[str, str], cache: Path | None) -> dict[str, lgb.Boos
         }
     )
     return out
+
+
+def _checked(name: str, cache: Path, text: str, booster: lgb.Booster) -> CompiledTrees | None:
+    """``text``'s compiled trees if they are in ``cache`` and give ``booster``'s outputs to
+    the bit on :func:`check_rows`; else ``None``, said in the log."""
+    path = library(cache, text)
+    if not cached(path):
+        return None  # warm() said why
+    try:
+        trees = CompiledTrees(path, booster.num_feature())
+        rows = check_rows(booster.num_feature())
+        same = np.array_equal(trees.predict(rows), booster.predict(rows, num_threads=1))
+    except Exception as exc:
+        _warn("trees_not_loaded", exc, booster=name)
+        return None
+    if not same:
+        log.warning({"event": "trees_differ", "booster": name, "run_by": "LightGBM"})
+        return None
+    return trees
 
 
 def check_rows(n_features: int, n: int = CHECK_ROWS, seed: int = 0) -> np.ndarray:
@@ -156,6 +183,42 @@ def check_rows(n_features: int, n: int = CHECK_ROWS, seed: int = 0) -> np.ndarra
     return x
 
 
+# -- the cache --------------------------------------------------------------------------------
+
+
+def library(cache: Path, text: str) -> Path:
+    """Where ``text``'s compiled trees are (or would be) in ``cache``."""
+    stamp = "\n".join(
+        [
+            f"lleaves {metadata.version('lleaves')}",
+            f"llvmlite {metadata.version('llvmlite')}",
+            f"settings {sorted(SETTINGS.items())}",
+            f"machine {platform.machine()} {platform.system()}",
+            text,
+        ]
+    )
+    return cache / f"{hashlib.sha256(stamp.encode()).hexdigest()}.so"
+
+
+def cached(path: Path) -> bool:
+    """Whether the library ``path`` is in the cache, whole (its SHA-256 checked)."""
+    try:
+        return _sha256(path) == path.with_suffix(".sha256").read_text()
+    except FileNotFoundError:
+        return False
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """Hold ``path``'s lock file while inside (another process compiling it holds it)."""
+    with open(path.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def warm(
     texts: Mapping[str, str],
     cache: Path,
@@ -166,142 +229,64 @@ def warm(
     a time (default: one per core), saying how far it got; the number compiled. Failures are
     logged, not raised: the boosters concerned will run on LightGBM."""
     try:
-        compiler = _Compiler(cache)
+        cache.mkdir(parents=True, exist_ok=True)
+        missing = [text for text in texts.values() if not cached(library(cache, text))]
     except Exception as exc:
-        log.warning({"event": "trees_not_compiled", "error": f"{type(exc).__name__}: {exc}"})
+        _warn("trees_not_compiled", exc, cache=str(cache))
         return 0
-    missing = [text for text in texts.values() if not compiler.cached(text)]
     if not missing:
         return 0
+    # In an order of this process's own: workers compiling a new model at once (a reload)
+    # then mostly take different boosters, rather than queue for the same locks in turn.
+    random.Random(os.getpid()).shuffle(missing)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(missing)))
     say(
         f"compiling the model's trees to machine code ({len(missing)} boosters, {jobs} at a "
         "time), once for this model on this machine"
     )
     started, done = time.perf_counter(), 0
+    # Processes of their own: LLVM (~90 MB) never enters the caller, a server's worker.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(_compile_into, cache, text) for text in missing]
+        futures = [pool.submit(compile_into, cache, text) for text in missing]
         for future in as_completed(futures):
             try:
                 future.result()
                 done += 1
             except Exception as exc:
-                log.warning(
-                    {"event": "trees_not_compiled", "error": f"{type(exc).__name__}: {exc}"[:500]}
-                )
+                _warn("trees_not_compiled", exc)
             say(f"  {done}/{len(missing)} compiled ({time.perf_counter() - started:.0f} s)")
     return done
 
 
-def _compile_into(cache: Path, text: str) -> None:
-    """In a process of :func:`warm`'s pool: compile ``text`` into ``cache`` unless another
-    process did."""
-    compiler = _Compiler(cache)
-    with compiler.lock(text, wait=True):
-        if not compiler.cached(text):
-            compiler.compile(text, lgb.Booster(model_str=text))
+def compile_into(cache: Path, text: str) -> None:
+    """Compile ``text`` into ``cache`` unless another process did: lleaves' object file,
+    linked by ``ld`` into a shared library, renamed into place (a reader sees the whole file or
+    none), then its SHA-256 beside it."""
+    path = library(cache, text)
+    with _lock(path):
+        if cached(path):
+            return
+        linker = shutil.which("ld")
+        if linker is None:
+            raise RuntimeError("no linker (`ld`, Debian's binutils) to make the trees a library")
+        import lleaves  # here only: LLVM stays out of the processes that load the libraries
 
-
-class _Compiler:
-    """Compiles boosters into ``cache``, or loads what is there (see the module's note)."""
-
-    def __init__(self, cache: Path) -> None:
-        import llvmlite.binding as llvm
-
-        self.cache = cache
-        cache.mkdir(parents=True, exist_ok=True)
-        self.stamp = "\n".join(
-            [
-                f"lleaves {metadata.version('lleaves')}",
-                f"llvmlite {metadata.version('llvmlite')}",
-                f"finline {FINLINE}",
-                f"cpu {llvm.get_host_cpu_name()}",
-                f"features {llvm.get_host_cpu_features().flatten()}",
-            ]
-        )
-
-    def all(
-        self, texts: Mapping[str, str], plain: Mapping[str, lgb.Booster]
-    ) -> dict[str, CompiledTrees | None]:
-        """Each booster's compiled trees, ``None`` where they cannot be used. First those no
-        other process is compiling, then the others (loaded once compiled, or compiled here)."""
-        found: dict[str, CompiledTrees | None] = {}
-        waiting = []
-        for name, text in texts.items():
-            with self.lock(text, wait=False) as locked:
-                if locked:
-                    found[name] = self._checked(name, text, plain[name])
-                else:
-                    waiting.append(name)
-        for name in waiting:
-            with self.lock(texts[name], wait=True):
-                found[name] = self._checked(name, texts[name], plain[name])
-        return found
-
-    def _checked(self, name: str, text: str, booster: lgb.Booster) -> CompiledTrees | None:
-        """``text``'s compiled trees (compiled now if not cached) if they give ``booster``'s
-        outputs to the bit on :func:`check_rows`; else ``None``, said in the log."""
-        try:
-            trees = self.load(text, booster) if self.cached(text) else self.compile(text, booster)
-        except Exception as exc:
-            log.warning(
-                {
-                    "event": "trees_not_compiled",
-                    "booster": name,
-                    "error": f"{type(exc).__name__}: {exc}"[:500],
-                }
-            )
-            return None
-        rows = check_rows(booster.num_feature())
-        expected = np.asarray(booster.predict(rows, num_threads=1), dtype=np.float64)
-        if not np.array_equal(trees.predict(rows), expected):
-            log.warning({"event": "trees_differ", "booster": name, "run_by": "LightGBM"})
-            return None
-        return trees
-
-    def path(self, text: str) -> Path:
-        key = hashlib.sha256(f"{self.stamp}\n{text}".encode()).hexdigest()
-        return self.cache / f"{key}.o"
-
-    def cached(self, text: str) -> bool:
-        """Whether ``text``'s machine code is in the cache, whole (its SHA-256 checked)."""
-        path = self.path(text)
-        digest = path.with_suffix(".sha256")
-        try:
-            return _sha256(path) == digest.read_text()
-        except FileNotFoundError:
-            return False
-
-    @contextlib.contextmanager
-    def lock(self, text: str, *, wait: bool) -> Iterator[bool]:
-        """Hold ``text``'s lock file while inside; ``False`` (not held) if another process
-        holds it and ``wait`` is false."""
-        with open(self.path(text).with_suffix(".lock"), "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def load(self, text: str, booster: lgb.Booster) -> CompiledTrees:
-        """The cached machine code of ``text`` (see :meth:`cached`)."""
-        return self._compile(text, booster, self.path(text))
-
-    def compile(self, text: str, booster: lgb.Booster) -> CompiledTrees:
-        """Compile ``text`` and put it in the cache, renamed into place: a reader sees the whole
-        file or none (and the file before its digest)."""
-        path = self.path(text)
         started = time.perf_counter()
+        n_trees = lgb.Booster(model_str=text).num_trees()
         with tempfile.TemporaryDirectory(prefix="imovsp-trees-") as tmp:
-            fresh = Path(tmp) / "trees.o"
-            trees = self._compile(text, booster, fresh)
+            model_file, obj, lib = (Path(tmp) / n for n in ("model.txt", "trees.o", "trees.so"))
+            model_file.write_text(text)
+            model = lleaves.Model(model_file=str(model_file))
+            model.compile(cache=str(obj), fblocksize=max(1, n_trees), **SETTINGS)
+            subprocess.run(
+                [linker, "-shared", "-o", str(lib), str(obj)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             staged = path.with_name(f".{path.name}.{os.getpid()}")
-            shutil.copyfile(fresh, staged)
+            shutil.copyfile(lib, staged)
             os.replace(staged, path)
         digest = path.with_suffix(".sha256")
         staged = digest.with_name(f".{digest.name}.{os.getpid()}")
@@ -309,27 +294,19 @@ class _Compiler:
         os.replace(staged, digest)
         log.info(
             {
-                "event": "trees_compiled_one",
-                "trees": booster.num_trees(),
+                "event": "trees_compiled",
+                "trees": n_trees,
                 "seconds": round(time.perf_counter() - started, 2),
                 "file": path.name,
             }
         )
-        return trees
 
-    @staticmethod
-    def _compile(text: str, booster: lgb.Booster, cache_file: Path) -> CompiledTrees:
-        """lleaves' compile of ``text``, from ``cache_file`` if it exists, else into it."""
-        import lleaves
 
-        with tempfile.TemporaryDirectory(prefix="imovsp-model-") as tmp:
-            model_file = Path(tmp) / "model.txt"
-            model_file.write_text(text)
-            model = lleaves.Model(model_file=str(model_file))
-            model.compile(
-                cache=str(cache_file), fblocksize=max(1, booster.num_trees()), finline=FINLINE
-            )
-        return CompiledTrees(model, booster.num_feature())
+def _warn(event: str, exc: BaseException, **fields: str) -> None:
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, subprocess.CalledProcessError):
+        error += f" {exc.stderr}"
+    log.warning({"event": event, **fields, "error": error[:500]})
 
 
 def _sha256(path: Path) -> str:

@@ -53,10 +53,10 @@ def serve(
         path = served.path
     assert path is not None
     trees = settings.trees_dir()
-    if trees is not None:  # here, on every core, rather than in each worker as it starts
+    if trees is not None:  # here, before the workers start; as many at once as workers
         from imovsp import artifact, compiled
 
-        compiled.warm(artifact.load(path).models, trees, say)
+        compiled.warm(artifact.load(path).models, trees, say, jobs=workers)
     say(f"serving model {path.name} on http://{host}:{port} with {workers} worker(s)")
 
     exec_server(path, host=host, port=port, workers=workers)

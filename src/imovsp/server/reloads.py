@@ -48,8 +48,8 @@ for _outcome in ("reloaded", "refused"):  # at zero from the start, so that rate
 
 def trim_memory() -> None:
     """Hand the memory that loading a model used and freed back to the system (glibc's
-    ``malloc_trim``): the model's texts, LightGBM's parsing, the compiled trees' buffers. Left
-    to malloc it stays in each worker's heap: ~30 MB a worker (session 14)."""
+    ``malloc_trim``): the model's texts, LightGBM's parsing. Left to malloc it stays in the
+    heap: 17 MB in one process that loaded the default model (session 14)."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
@@ -79,8 +79,9 @@ async def reload(app: FastAPI, *, trigger: str) -> tuple[Status, Valuer, Valuer]
         if version == served.version:
             return "unchanged", served, served
         try:
-            # A model new to this machine has its trees compiled here, in this thread, by the
-            # workers together (imovsp.compiled): ~35 s for a whole model on 2 cores.
+            # A model new to this machine has its trees compiled first, each worker compiling
+            # a booster at a time in a process of its own (imovsp.compiled): ~25 s for a whole
+            # model with 2 workers on 2 cores. The old model serves meanwhile.
             loaded = await run_in_threadpool(
                 functools.partial(rollout.verify, trees_cache=settings.trees_dir()),
                 settings.models_dir / version,

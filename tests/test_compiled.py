@@ -157,6 +157,23 @@ def test_without_a_linker_lightgbm_runs_the_trees(
     assert "no linker (`ld`, Debian's binutils)" in caplog.text
 
 
+def test_where_no_process_can_start_lightgbm_runs_the_trees(
+    model_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def no_processes(*args: object, **kwargs: object) -> None:
+        raise OSError(38, "Function not implemented")  # as multiprocessing without /dev/shm
+
+    monkeypatch.setattr(compiled, "ProcessPoolExecutor", no_processes)
+    texts = {"sale-spread": artifact.load(model_path).models["sale-spread"]}
+    with caplog.at_level(logging.WARNING, logger="imovsp.compiled"):
+        booster = compiled.boosters(texts, tmp_path)["sale-spread"]
+    assert type(booster) is lgb.Booster
+    assert "Function not implemented" in caplog.text
+
+
 def test_warm_compiles_what_is_missing_once(model_path: Path, tmp_path: Path) -> None:
     texts = artifact.load(model_path).models
     two = {k: texts[k] for k in ("sale-spread", "rent-spread")}

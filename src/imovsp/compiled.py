@@ -255,15 +255,18 @@ def warm(
     started, done = time.perf_counter(), 0
     # Processes of their own: LLVM (~90 MB) never enters the caller, a server's worker.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(compile_into, cache, text) for text in missing]
-        for future in as_completed(futures):
-            try:
-                future.result()
-                done += 1
-            except Exception as exc:
-                _warn("trees_not_compiled", exc)
-            say(f"  {done}/{len(missing)} compiled ({time.perf_counter() - started:.0f} s)")
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = [pool.submit(compile_into, cache, text) for text in missing]
+            for future in as_completed(futures):
+                try:
+                    future.result()
+                    done += 1
+                except Exception as exc:
+                    _warn("trees_not_compiled", exc)
+                say(f"  {done}/{len(missing)} compiled ({time.perf_counter() - started:.0f} s)")
+    except OSError as exc:  # no processes here (no /dev/shm, say): LightGBM runs the rest
+        _warn("trees_not_compiled", exc, cache=str(cache))
     return done
 
 

@@ -109,7 +109,8 @@ class Settings(BaseSettings):
         True,
         description="Serve with the model's trees compiled to machine code (lleaves, linked by "
         "binutils' ld): the same numbers as LightGBM's, ~3x faster. Compiled once per model and "
-        "machine, ~25 s on 2 cores, into trees_cache; without ld LightGBM runs them.",
+        "machine (~45 s with 1 worker, ~25 s with 2), into trees_cache; without ld LightGBM runs "
+        "them.",
     )
     trees_cache: Path | None = Field(
         None,

@@ -122,6 +122,18 @@ def test_a_damaged_library_is_compiled_again(model_path: Path, tmp_path: Path) -
     np.testing.assert_array_equal(booster.predict(rows), lgb.Booster(model_str=text).predict(rows))
 
 
+def lightgbm_runs(
+    model_path: Path, name: str, cache: Path, caplog: pytest.LogCaptureFixture
+) -> str:
+    """Load booster ``name`` of the model with compiled trees in ``cache``; check that it is
+    LightGBM's own and return what was logged."""
+    texts = {name: artifact.load(model_path).models[name]}
+    with caplog.at_level(logging.WARNING, logger="imovsp.compiled"):
+        booster = compiled.boosters(texts, cache)[name]
+    assert type(booster) is lgb.Booster
+    return caplog.text
+
+
 def test_trees_that_differ_in_a_bit_are_run_by_lightgbm(
     model_path: Path,
     cache: Path,
@@ -136,11 +148,7 @@ def test_trees_that_differ_in_a_bit_are_run_by_lightgbm(
         return out
 
     monkeypatch.setattr(compiled.CompiledTrees, "predict", off_by_a_bit)
-    texts = {"sale": artifact.load(model_path).models["sale"]}
-    with caplog.at_level(logging.WARNING, logger="imovsp.compiled"):
-        booster = compiled.boosters(texts, cache)["sale"]
-    assert type(booster) is lgb.Booster
-    assert "trees_differ" in caplog.text
+    assert "trees_differ" in lightgbm_runs(model_path, "sale", cache, caplog)
 
 
 def test_without_a_linker_lightgbm_runs_the_trees(
@@ -150,11 +158,8 @@ def test_without_a_linker_lightgbm_runs_the_trees(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no ld on it (the compiling process inherits it)
-    texts = {"rent-spread": artifact.load(model_path).models["rent-spread"]}
-    with caplog.at_level(logging.WARNING, logger="imovsp.compiled"):
-        booster = compiled.boosters(texts, tmp_path / "trees")["rent-spread"]
-    assert type(booster) is lgb.Booster
-    assert "no linker (`ld`, Debian's binutils)" in caplog.text
+    logged = lightgbm_runs(model_path, "rent-spread", tmp_path / "trees", caplog)
+    assert "no linker (`ld`, Debian's binutils)" in logged
 
 
 def test_where_no_process_can_start_lightgbm_runs_the_trees(
@@ -167,11 +172,7 @@ def test_where_no_process_can_start_lightgbm_runs_the_trees(
         raise OSError(38, "Function not implemented")  # as multiprocessing without /dev/shm
 
     monkeypatch.setattr(compiled, "ProcessPoolExecutor", no_processes)
-    texts = {"sale-spread": artifact.load(model_path).models["sale-spread"]}
-    with caplog.at_level(logging.WARNING, logger="imovsp.compiled"):
-        booster = compiled.boosters(texts, tmp_path)["sale-spread"]
-    assert type(booster) is lgb.Booster
-    assert "Function not implemented" in caplog.text
+    assert "Function not implemented" in lightgbm_runs(model_path, "sale-spread", tmp_path, caplog)
 
 
 def test_warm_compiles_what_is_missing_once(model_path: Path, tmp_path: Path) -> None:
